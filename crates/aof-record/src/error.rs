@@ -1,0 +1,121 @@
+//! [`AofError`]: every way an operation on the log can fail, by meaning.
+
+use crate::archive::ArchiveError;
+use crate::config::ConfigError;
+use crate::entry::TransitionError;
+use crate::index::IndexError;
+use crate::record::RecordError;
+use crate::segment::SegmentHeaderError;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Why an operation on the log failed.
+///
+/// Errors caused by stored bytes name the segment and byte offset, so an
+/// operator can find them with `aof verify` and a hex dump.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum AofError {
+    /// A file operation failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored record failed validation.
+    #[error("corrupt record in segment {segment} at offset {offset}: {source}")]
+    Corruption {
+        /// Base id of the segment.
+        segment: u64,
+        /// Byte offset of the record in the segment file.
+        offset: u64,
+        /// What is wrong with it.
+        #[source]
+        source: RecordError,
+    },
+    /// A segment file's header is invalid: the file is foreign, empty,
+    /// truncated or damaged.
+    #[error("invalid segment file {path}: {source}")]
+    InvalidSegmentFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its header.
+        #[source]
+        source: SegmentHeaderError,
+    },
+    /// A segment's contents do not match what the index recorded for it.
+    #[error("segment {segment}: {what} is {actual}, the index says {expected}")]
+    SegmentMismatch {
+        /// Base id of the segment.
+        segment: u64,
+        /// The property that differs.
+        what: &'static str,
+        /// Value recorded in the index.
+        expected: u64,
+        /// Value found in the file.
+        actual: u64,
+    },
+    /// A payload is larger than the configuration allows.
+    #[error("record of {size} bytes exceeds max_record_size = {max}")]
+    RecordTooLarge {
+        /// Payload size in bytes.
+        size: u64,
+        /// The configured maximum.
+        max: u32,
+    },
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The segment index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The archive failed.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// An illegal segment lifecycle move was attempted.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// An earlier fsync failed, so what is on disk is unknown; the log refuses
+    /// further writes until it is reopened (and recovered).
+    #[error("log is poisoned by an earlier failed sync; reopen it to recover")]
+    Poisoned,
+    /// The log was closed.
+    #[error("log is closed")]
+    Closed,
+    /// Another writer holds the log directory.
+    #[error("log directory {path} is locked by another writer")]
+    Locked {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The directory is not an aof log.
+    #[error("{path} is not an aof log: {reason}")]
+    NotALog {
+        /// The directory.
+        path: PathBuf,
+        /// What gave it away.
+        reason: &'static str,
+    },
+    /// Too many readers are open at once.
+    #[error("reader limit of {limit} exceeded")]
+    ReaderLimitExceeded {
+        /// The configured maximum.
+        limit: usize,
+    },
+}
+
+/// Shorthand for results of log operations.
+pub type AofResult<T> = Result<T, AofError>;
+
+impl AofError {
+    /// An [`AofError::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

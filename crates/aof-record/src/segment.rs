@@ -1,0 +1,264 @@
+//! The segment file header, and how segment files are named.
+//!
+//! Every segment file starts with a 64-byte header; records follow from
+//! [`SEGMENT_HEADER_SIZE`] on. The header lets a reader refuse a foreign,
+//! empty or truncated file before it looks at a single record.
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic: [`SEGMENT_MAGIC`] (`\x89AOFSEG\n`) |
+//! | 8 | 2 | format version: u16 = [`SEGMENT_FORMAT_VERSION`] |
+//! | 10 | 2 | header length: u16 = 64 |
+//! | 12 | 4 | flags: u32, zero in this version |
+//! | 16 | 8 | base id: u64, id of the segment's first record |
+//! | 24 | 8 | created at: u64, microseconds since the Unix epoch |
+//! | 32 | 24 | reserved: zero |
+//! | 56 | 8 | checksum: u64, CRC-64/NVME of bytes 0..56 |
+//!
+//! All integers are little-endian.
+
+use crate::checksum::crc64_nvme;
+use thiserror::Error;
+
+/// Size in bytes of the segment file header; the first record starts here.
+pub const SEGMENT_HEADER_SIZE: usize = 64;
+
+/// The segment format version this code writes and reads.
+pub const SEGMENT_FORMAT_VERSION: u16 = 1;
+
+/// The first eight bytes of every segment file.
+///
+/// The high first byte catches 7-bit transfers and the trailing newline
+/// catches line-ending conversion, as in PNG's signature.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"\x89AOFSEG\n";
+
+/// File name extension of segment files.
+pub const SEGMENT_FILE_EXTENSION: &str = "seg";
+
+/// The fixed header at the start of a segment file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SegmentHeader {
+    /// Id of the first record the segment holds (or will hold).
+    pub base_id: u64,
+    /// When the segment was created, in microseconds since the Unix epoch.
+    pub created_at_us: u64,
+}
+
+impl SegmentHeader {
+    /// The 64 header bytes as stored.
+    #[must_use]
+    pub fn encode(&self) -> [u8; SEGMENT_HEADER_SIZE] {
+        let mut out = [0u8; SEGMENT_HEADER_SIZE];
+        out[0..8].copy_from_slice(&SEGMENT_MAGIC);
+        out[8..10].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
+        out[10..12].copy_from_slice(&(SEGMENT_HEADER_SIZE as u16).to_le_bytes());
+        out[16..24].copy_from_slice(&self.base_id.to_le_bytes());
+        out[24..32].copy_from_slice(&self.created_at_us.to_le_bytes());
+        let crc = crc64_nvme(&out[..56]);
+        out[56..64].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Parses and validates the header at the start of `bytes`.
+    ///
+    /// Checks, in order: not empty, 64 bytes present, magic, version, header
+    /// length, checksum, zero flags and reserved bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, SegmentHeaderError> {
+        if bytes.is_empty() {
+            return Err(SegmentHeaderError::Empty);
+        }
+        let Some(raw) = bytes.first_chunk::<SEGMENT_HEADER_SIZE>() else {
+            return Err(SegmentHeaderError::Truncated {
+                needed: SEGMENT_HEADER_SIZE as u64,
+                available: bytes.len() as u64,
+            });
+        };
+        let mut magic = [0u8; 8];
+        magic.copy_from_slice(&raw[0..8]);
+        if magic != SEGMENT_MAGIC {
+            return Err(SegmentHeaderError::BadMagic { found: magic });
+        }
+        let version = u16::from_le_bytes([raw[8], raw[9]]);
+        if version != SEGMENT_FORMAT_VERSION {
+            return Err(SegmentHeaderError::UnsupportedVersion { version });
+        }
+        let header_len = u16::from_le_bytes([raw[10], raw[11]]);
+        if usize::from(header_len) != SEGMENT_HEADER_SIZE {
+            return Err(SegmentHeaderError::BadHeaderLength { found: header_len });
+        }
+        let mut stored = [0u8; 8];
+        stored.copy_from_slice(&raw[56..64]);
+        let expected = u64::from_le_bytes(stored);
+        let actual = crc64_nvme(&raw[..56]);
+        if expected != actual {
+            return Err(SegmentHeaderError::ChecksumMismatch { expected, actual });
+        }
+        if raw[12..16].iter().chain(&raw[32..56]).any(|b| *b != 0) {
+            return Err(SegmentHeaderError::ReservedNotZero);
+        }
+        let mut base = [0u8; 8];
+        base.copy_from_slice(&raw[16..24]);
+        let mut created = [0u8; 8];
+        created.copy_from_slice(&raw[24..32]);
+        Ok(Self {
+            base_id: u64::from_le_bytes(base),
+            created_at_us: u64::from_le_bytes(created),
+        })
+    }
+}
+
+/// Why bytes are not a valid segment file header.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SegmentHeaderError {
+    /// The file is empty.
+    #[error("empty file: not a segment")]
+    Empty,
+    /// The file is shorter than a segment header.
+    #[error("truncated segment header: {needed} bytes needed, {available} present")]
+    Truncated {
+        /// Bytes a header needs.
+        needed: u64,
+        /// Bytes present.
+        available: u64,
+    },
+    /// The file does not start with the segment magic: it is not a segment.
+    #[error("not a segment file (magic {found:02x?})")]
+    BadMagic {
+        /// The first eight bytes found.
+        found: [u8; 8],
+    },
+    /// The segment was written by a format version this code does not read.
+    #[error("unsupported segment format version {version}")]
+    UnsupportedVersion {
+        /// Version found.
+        version: u16,
+    },
+    /// The header length field is not the one this version defines.
+    #[error("segment header length {found} is not {SEGMENT_HEADER_SIZE}")]
+    BadHeaderLength {
+        /// Length found.
+        found: u16,
+    },
+    /// The header's own checksum does not match its bytes.
+    #[error("segment header checksum mismatch (stored {expected:#018x}, computed {actual:#018x})")]
+    ChecksumMismatch {
+        /// Checksum stored in the header.
+        expected: u64,
+        /// Checksum computed over the header bytes.
+        actual: u64,
+    },
+    /// Flag or reserved bytes are not zero.
+    #[error("segment header flags or reserved bytes are not zero")]
+    ReservedNotZero,
+}
+
+/// The file name of the segment whose first id is `base_id`: 20 zero-padded
+/// decimal digits, so that names sort in id order.
+///
+/// ```
+/// assert_eq!(aof_record::segment::segment_file_name(42), "00000000000000000042.seg");
+/// ```
+#[must_use]
+pub fn segment_file_name(base_id: u64) -> String {
+    format!("{base_id:020}.{SEGMENT_FILE_EXTENSION}")
+}
+
+/// The base id named by a segment file name, or `None` for any other name.
+#[must_use]
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SEGMENT_FILE_EXTENSION)?.strip_suffix('.')?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn header_round_trips_and_has_the_documented_layout() {
+        let h = SegmentHeader {
+            base_id: 1000,
+            created_at_us: 1_700_000_000_000_000,
+        };
+        let bytes = h.encode();
+        assert_eq!(&bytes[0..8], b"\x89AOFSEG\n");
+        assert_eq!(&bytes[8..10], &1u16.to_le_bytes());
+        assert_eq!(&bytes[10..12], &64u16.to_le_bytes());
+        assert_eq!(&bytes[16..24], &1000u64.to_le_bytes());
+        assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
+    }
+
+    #[test]
+    fn foreign_empty_and_truncated_files_are_refused() {
+        assert_eq!(SegmentHeader::decode(b""), Err(SegmentHeaderError::Empty));
+        let bytes = SegmentHeader {
+            base_id: 1,
+            created_at_us: 2,
+        }
+        .encode();
+        assert!(matches!(
+            SegmentHeader::decode(&bytes[..63]),
+            Err(SegmentHeaderError::Truncated {
+                needed: 64,
+                available: 63
+            })
+        ));
+        let mut elf = [0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        assert!(matches!(
+            SegmentHeader::decode(&elf),
+            Err(SegmentHeaderError::BadMagic { .. })
+        ));
+        let mut v2 = bytes;
+        v2[8] = 2;
+        assert_eq!(
+            SegmentHeader::decode(&v2),
+            Err(SegmentHeaderError::UnsupportedVersion { version: 2 })
+        );
+        let mut flipped = bytes;
+        flipped[20] ^= 1;
+        assert!(matches!(
+            SegmentHeader::decode(&flipped),
+            Err(SegmentHeaderError::ChecksumMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn file_names_sort_in_id_order_and_parse_back() {
+        assert_eq!(
+            parse_segment_file_name(&segment_file_name(u64::MAX)),
+            Some(u64::MAX)
+        );
+        assert_eq!(parse_segment_file_name(&segment_file_name(0)), Some(0));
+        for bad in [
+            "",
+            "1.seg",
+            "0000000000000000000a.seg",
+            "00000000000000000001.tmp",
+            "00000000000000000001seg",
+            "99999999999999999999.seg",
+        ] {
+            assert_eq!(parse_segment_file_name(bad), None, "{bad}");
+        }
+        assert!(segment_file_name(9) < segment_file_name(10));
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let _ = SegmentHeader::decode(&bytes);
+        }
+
+        #[test]
+        fn every_bit_flip_is_refused(base in any::<u64>(), at in any::<u64>(), bit in 0usize..512) {
+            let mut bytes = SegmentHeader { base_id: base, created_at_us: at }.encode();
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(SegmentHeader::decode(&bytes).is_err());
+        }
+    }
+}
