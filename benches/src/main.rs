@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         }
     }
     let budget = if quick { Budget::quick() } else { Budget::full() };
-    let cases = record::SIZES.len() as u64 * 2;
+    let cases = record::SIZES.len() as u64 * 2 + 2;
     let pb = progress(cases);
     let mut results = record::run(budget, &mut |name| {
         pb.set_message(name.to_owned());

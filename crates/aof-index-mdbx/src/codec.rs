@@ -1,0 +1,395 @@
+//! The byte layouts of keys and values: see the crate docs for the tables.
+//!
+//! Decoding never panics: a value that is too short, too long, of an unknown
+//! layout or with bytes that do not form a valid entry is
+//! [`IndexError::CorruptEntry`], naming the field that gave it away.
+
+use aof_record::entry::{SegmentEntry, SegmentStatus};
+use aof_record::index::IndexError;
+
+/// Version of the entry value layout written by this code.
+pub(crate) const ENTRY_LAYOUT: u8 = 1;
+
+/// Bytes of the fixed part of an entry value.
+pub(crate) const HEADER_LEN: usize = 92;
+
+const HAS_FINALIZED_AT: u8 = 1 << 0;
+const HAS_ARCHIVED_AT: u8 = 1 << 1;
+const HAS_UNCOMPRESSED_CHECKSUM: u8 = 1 << 2;
+const HAS_COMPRESSED_CHECKSUM: u8 = 1 << 3;
+const HAS_COMPRESSED_SIZE: u8 = 1 << 4;
+const HAS_LOCAL_PATH: u8 = 1 << 5;
+const HAS_ARCHIVE_KEY: u8 = 1 << 6;
+const KNOWN_FLAGS: u8 = (1 << 7) - 1;
+
+/// The key of an entry: its base id, big-endian, so that key order is id order.
+pub(crate) const fn id_key(base_id: u64) -> [u8; 8] {
+    base_id.to_be_bytes()
+}
+
+/// Reads a key of the main table.
+pub(crate) fn decode_id_key(key: &[u8]) -> Result<u64, IndexError> {
+    let bytes: [u8; 8] = key.try_into().map_err(|_| IndexError::CorruptEntry {
+        base_id: 0,
+        field: "base_id key",
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// The byte that stands for a status in the entry value and the status table.
+pub(crate) const fn status_byte(status: SegmentStatus) -> u8 {
+    match status {
+        SegmentStatus::Active => 1,
+        SegmentStatus::Finalized => 2,
+        SegmentStatus::ArchivedCached => 3,
+        SegmentStatus::ArchivedRemote => 4,
+    }
+}
+
+fn status_from_byte(byte: u8) -> Option<SegmentStatus> {
+    SegmentStatus::ALL.into_iter().find(|s| status_byte(*s) == byte)
+}
+
+/// The key of the status table: status byte, then the base id big-endian.
+pub(crate) fn status_key(status: SegmentStatus, base_id: u64) -> [u8; 9] {
+    let mut key = [0; 9];
+    key[0] = status_byte(status);
+    key[1..].copy_from_slice(&base_id.to_be_bytes());
+    key
+}
+
+/// Reads a key of the status table; `None` if it belongs to another status.
+pub(crate) fn decode_status_key(key: &[u8], status: SegmentStatus) -> Result<Option<u64>, IndexError> {
+    let corrupt = || IndexError::CorruptEntry {
+        base_id: 0,
+        field: "status table key",
+    };
+    let (&first, rest) = key.split_first().ok_or_else(corrupt)?;
+    if first != status_byte(status) {
+        return Ok(None);
+    }
+    let bytes: [u8; 8] = rest.try_into().map_err(|_| corrupt())?;
+    Ok(Some(u64::from_be_bytes(bytes)))
+}
+
+/// Where an entry ends in time: `finalized_at`, or `u64::MAX` while open-ended
+/// (which is also how [`SegmentEntry::overlaps_time`] reads it).
+pub(crate) fn end_time(entry: &SegmentEntry) -> u64 {
+    entry.finalized_at.unwrap_or(u64::MAX)
+}
+
+/// The key of the time table: end time big-endian, then the base id big-endian.
+pub(crate) fn time_key(entry: &SegmentEntry) -> [u8; 16] {
+    time_key_parts(end_time(entry), entry.base_id)
+}
+
+/// The key of the time table from its parts.
+pub(crate) fn time_key_parts(end: u64, base_id: u64) -> [u8; 16] {
+    let mut key = [0; 16];
+    key[..8].copy_from_slice(&end.to_be_bytes());
+    key[8..].copy_from_slice(&base_id.to_be_bytes());
+    key
+}
+
+/// Reads a key of the time table and its value (`created_at`, big-endian):
+/// `(end, base_id, created_at)`.
+pub(crate) fn decode_time_row(key: &[u8], value: &[u8]) -> Result<(u64, u64, u64), IndexError> {
+    let corrupt = |field| IndexError::CorruptEntry { base_id: 0, field };
+    let key: [u8; 16] = key.try_into().map_err(|_| corrupt("time table key"))?;
+    let (end, base) = key.split_at(8);
+    let base_id = u64::from_be_bytes(base.try_into().map_err(|_| corrupt("time table key"))?);
+    let end = u64::from_be_bytes(end.try_into().map_err(|_| corrupt("time table key"))?);
+    let created: [u8; 8] = value.try_into().map_err(|_| IndexError::CorruptEntry {
+        base_id,
+        field: "time table created_at",
+    })?;
+    Ok((end, base_id, u64::from_be_bytes(created)))
+}
+
+/// Encodes an entry value (layout 1, described in the crate docs).
+///
+/// Fails only for a string field longer than `u32::MAX` bytes.
+pub(crate) fn encode_entry(e: &SegmentEntry, out: &mut Vec<u8>) -> Result<(), IndexError> {
+    let local = e.local_path.as_deref().unwrap_or("");
+    let archive = e.archive_key.as_deref().unwrap_or("");
+    let mut flags = 0;
+    for (present, bit) in [
+        (e.finalized_at.is_some(), HAS_FINALIZED_AT),
+        (e.archived_at.is_some(), HAS_ARCHIVED_AT),
+        (e.uncompressed_checksum.is_some(), HAS_UNCOMPRESSED_CHECKSUM),
+        (e.compressed_checksum.is_some(), HAS_COMPRESSED_CHECKSUM),
+        (e.compressed_size.is_some(), HAS_COMPRESSED_SIZE),
+        (e.local_path.is_some(), HAS_LOCAL_PATH),
+        (e.archive_key.is_some(), HAS_ARCHIVE_KEY),
+    ] {
+        if present {
+            flags |= bit;
+        }
+    }
+    out.clear();
+    out.reserve(HEADER_LEN + local.len() + archive.len());
+    out.extend_from_slice(&[ENTRY_LAYOUT, status_byte(e.status), flags, 0]);
+    for v in [
+        e.base_id,
+        e.last_id,
+        e.record_count,
+        e.created_at,
+        e.original_size,
+        e.finalized_at.unwrap_or(0),
+        e.archived_at.unwrap_or(0),
+        e.uncompressed_checksum.unwrap_or(0),
+        e.compressed_checksum.unwrap_or(0),
+        e.compressed_size.unwrap_or(0),
+    ] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for s in [local, archive] {
+        let len = u32::try_from(s.len()).map_err(|_| IndexError::Backend {
+            backend: "mdbx",
+            source: format!("segment {}: a string field is longer than 4 GiB", e.base_id).into(),
+        })?;
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+    out.extend_from_slice(local.as_bytes());
+    out.extend_from_slice(archive.as_bytes());
+    Ok(())
+}
+
+/// A little-endian reader over a value that fails instead of panicking.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    base_id: u64,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], IndexError> {
+        if self.bytes.len() < n {
+            return Err(IndexError::CorruptEntry {
+                base_id: self.base_id,
+                field,
+            });
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, IndexError> {
+        let b = self.take(8, field)?;
+        let mut a = [0; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn u32(&mut self, field: &'static str) -> Result<usize, IndexError> {
+        let b = self.take(4, field)?;
+        let mut a = [0; 4];
+        a.copy_from_slice(b);
+        usize::try_from(u32::from_le_bytes(a)).map_err(|_| IndexError::CorruptEntry {
+            base_id: self.base_id,
+            field,
+        })
+    }
+
+    fn string(&mut self, len: usize, field: &'static str) -> Result<String, IndexError> {
+        let b = self.take(len, field)?;
+        String::from_utf8(b.to_vec()).map_err(|_| IndexError::CorruptEntry {
+            base_id: self.base_id,
+            field,
+        })
+    }
+}
+
+/// Decodes the entry value stored under `key_base_id`.
+pub(crate) fn decode_entry(key_base_id: u64, bytes: &[u8]) -> Result<SegmentEntry, IndexError> {
+    let corrupt = |field| IndexError::CorruptEntry {
+        base_id: key_base_id,
+        field,
+    };
+    let mut r = Reader {
+        bytes,
+        base_id: key_base_id,
+    };
+    let head = r.take(4, "header")?;
+    let [layout, status, flags, reserved] = [head[0], head[1], head[2], head[3]];
+    if layout != ENTRY_LAYOUT {
+        return Err(corrupt("layout version"));
+    }
+    let status = status_from_byte(status).ok_or_else(|| corrupt("status"))?;
+    if flags & !KNOWN_FLAGS != 0 || reserved != 0 {
+        return Err(corrupt("presence flags"));
+    }
+    let opt = |bit: u8, v: u64| (flags & bit != 0).then_some(v);
+    let base_id = r.u64("base_id")?;
+    if base_id != key_base_id {
+        return Err(corrupt("base_id"));
+    }
+    let last_id = r.u64("last_id")?;
+    let record_count = r.u64("record_count")?;
+    let created_at = r.u64("created_at")?;
+    let original_size = r.u64("original_size")?;
+    let finalized_at = opt(HAS_FINALIZED_AT, r.u64("finalized_at")?);
+    let archived_at = opt(HAS_ARCHIVED_AT, r.u64("archived_at")?);
+    let uncompressed_checksum = opt(HAS_UNCOMPRESSED_CHECKSUM, r.u64("uncompressed_checksum")?);
+    let compressed_checksum = opt(HAS_COMPRESSED_CHECKSUM, r.u64("compressed_checksum")?);
+    let compressed_size = opt(HAS_COMPRESSED_SIZE, r.u64("compressed_size")?);
+    let local_len = r.u32("local_path")?;
+    let archive_len = r.u32("archive_key")?;
+    if r.bytes.len() != local_len.saturating_add(archive_len) {
+        return Err(corrupt("string lengths"));
+    }
+    let local_path = r.string(local_len, "local_path")?;
+    let archive_key = r.string(archive_len, "archive_key")?;
+    let local_path = (flags & HAS_LOCAL_PATH != 0).then_some(local_path);
+    let archive_key = (flags & HAS_ARCHIVE_KEY != 0).then_some(archive_key);
+    if local_path.is_none() && local_len != 0 {
+        return Err(corrupt("local_path"));
+    }
+    if archive_key.is_none() && archive_len != 0 {
+        return Err(corrupt("archive_key"));
+    }
+    let entry = SegmentEntry {
+        base_id,
+        last_id,
+        record_count,
+        status,
+        created_at,
+        finalized_at,
+        archived_at,
+        uncompressed_checksum,
+        compressed_checksum,
+        original_size,
+        compressed_size,
+        local_path,
+        archive_key,
+    };
+    entry.validate().map_err(|_| corrupt("record_count"))?;
+    Ok(entry)
+}
+
+/// Reads a big-endian `u64` from the metadata table.
+pub(crate) fn decode_meta_u64(bytes: &[u8]) -> Option<u64> {
+    let a: [u8; 8] = bytes.try_into().ok()?;
+    Some(u64::from_be_bytes(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_entry() -> impl Strategy<Value = SegmentEntry> {
+        (
+            any::<u64>(),
+            0u64..1_000_000,
+            0usize..4,
+            any::<u64>(),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u64>()),
+            any::<u64>(),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(".{0,40}"),
+            proptest::option::of(".{0,40}"),
+        )
+            .prop_map(|(base, len, st, created, fin, arch, uc, cc, size, cs, lp, ak)| {
+                let len = len.min(u64::MAX - base);
+                SegmentEntry {
+                    base_id: base,
+                    last_id: if len == 0 { base } else { base + len - 1 },
+                    record_count: len,
+                    status: SegmentStatus::ALL[st],
+                    created_at: created,
+                    finalized_at: fin,
+                    archived_at: arch,
+                    uncompressed_checksum: uc,
+                    compressed_checksum: cc,
+                    original_size: size,
+                    compressed_size: cs,
+                    local_path: lp,
+                    archive_key: ak,
+                }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn entries_round_trip(e in arb_entry()) {
+            let mut buf = Vec::new();
+            encode_entry(&e, &mut buf).unwrap();
+            prop_assert_eq!(decode_entry(e.base_id, &buf).unwrap(), e);
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), key in any::<u64>()) {
+            let _ = decode_entry(key, &bytes);
+            let _ = decode_time_row(&bytes, &bytes);
+            let _ = decode_status_key(&bytes, SegmentStatus::Active);
+            let _ = decode_id_key(&bytes);
+        }
+
+        #[test]
+        fn truncated_or_flipped_values_are_corrupt_not_panics(e in arb_entry(), cut in any::<prop::sample::Index>(), flip in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let mut buf = Vec::new();
+            encode_entry(&e, &mut buf).unwrap();
+            let n = cut.index(buf.len());
+            prop_assert!(
+                matches!(decode_entry(e.base_id, &buf[..n]), Err(IndexError::CorruptEntry { .. })),
+                "a value cut to {} of {} bytes decoded", n, buf.len()
+            );
+            let i = flip.index(buf.len());
+            buf[i] ^= 1 << bit;
+            // A flipped bit may still decode (to a different entry); it must not panic.
+            let _ = decode_entry(e.base_id, &buf);
+        }
+    }
+
+    #[test]
+    fn the_layout_is_fixed() {
+        let e = SegmentEntry::new_active(0x0102, 7, "ab");
+        let mut buf = Vec::new();
+        encode_entry(&e, &mut buf).unwrap();
+        assert_eq!(buf.len(), HEADER_LEN + 2);
+        assert_eq!(&buf[..4], &[1, 1, HAS_LOCAL_PATH, 0]);
+        assert_eq!(&buf[4..12], &0x0102u64.to_le_bytes());
+        assert_eq!(&buf[28..36], &7u64.to_le_bytes(), "created_at");
+        assert_eq!(&buf[84..92], &[2, 0, 0, 0, 0, 0, 0, 0], "string lengths");
+        assert_eq!(&buf[92..], b"ab");
+        let mut other = buf.clone();
+        other[0] = 2;
+        assert!(matches!(
+            decode_entry(0x0102, &other),
+            Err(IndexError::CorruptEntry {
+                field: "layout version",
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode_entry(0x0103, &buf),
+            Err(IndexError::CorruptEntry { field: "base_id", .. })
+        ));
+        assert!(matches!(
+            decode_entry(0x0102, &buf[..HEADER_LEN]),
+            Err(IndexError::CorruptEntry { .. })
+        ));
+    }
+
+    #[test]
+    fn keys_sort_like_ids() {
+        let ids = [0u64, 1, 255, 256, u64::MAX - 1, u64::MAX];
+        for w in ids.windows(2) {
+            assert!(id_key(w[0]) < id_key(w[1]));
+            assert!(status_key(SegmentStatus::Finalized, w[0]) < status_key(SegmentStatus::Finalized, w[1]));
+        }
+        assert!(status_key(SegmentStatus::Active, u64::MAX) < status_key(SegmentStatus::Finalized, 0));
+        assert_eq!(
+            decode_status_key(&status_key(SegmentStatus::Active, 9), SegmentStatus::Active).unwrap(),
+            Some(9)
+        );
+        assert_eq!(
+            decode_status_key(&status_key(SegmentStatus::Active, 9), SegmentStatus::Finalized).unwrap(),
+            None
+        );
+    }
+}

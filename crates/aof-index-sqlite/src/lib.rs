@@ -1,0 +1,506 @@
+//! The SQLite backend of the aof segment index: [`SqliteSegmentIndex`].
+//!
+//! The index maps id ranges and timestamps to segment files. This crate keeps
+//! it in one SQLite file that the stock `sqlite3` tool and plain SQL can read,
+//! back up and repair, and implements [`SegmentIndex`] on it, so the engine
+//! can hold it as an `Arc<dyn SegmentIndex>`.
+//!
+//! # Example
+//!
+//! ```
+//! use aof_index_sqlite::{SegmentIndex, SegmentIndexExt, SqliteSegmentIndex};
+//! use aof_record::{SegmentEntry, SegmentStatus};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("index.db");
+//! let index = SqliteSegmentIndex::open(&path)?;
+//! assert!(index.is_empty()?);
+//!
+//! // Segment 0 holds ids 0..=99 and is sealed; segment 100 is being written.
+//! let sealed = SegmentEntry::new_active(0, 1_000, "00000000000000000000.seg")
+//!     .finalize(Some(99), 4096, 0xfeed, 2_000)?;
+//! index.add_entry(&sealed)?;
+//! index.add_entry(&SegmentEntry::new_active(100, 2_000, "00000000000000000100.seg"))?;
+//! index.update_segment_tail(100, Some(149), 2048)?;
+//! index.sync()?; // durable from here on
+//!
+//! assert_eq!(index.find_segment_for_id(42)?.map(|e| e.base_id), Some(0));
+//! assert_eq!(index.get_active_segment()?.map(|e| e.last_id), Some(149));
+//! assert_eq!(index.get_max_last_id()?, Some(149));
+//! index.update_segment_status(100, SegmentStatus::Finalized)?;
+//! assert_eq!(index.get_latest_finalized_segment()?.map(|e| e.base_id), Some(100));
+//!
+//! let health = index.health_check()?;
+//! assert!(health.integrity.is_ok());
+//! assert_eq!(health.segments, 2);
+//!
+//! // Reopening finds everything again.
+//! drop(index);
+//! let index = SqliteSegmentIndex::open(&path)?;
+//! assert_eq!(index.len()?, 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Schema
+//!
+//! ```sql
+//! CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+//! CREATE TABLE segments (
+//!   base_id INTEGER PRIMARY KEY, last_id INTEGER NOT NULL, record_count INTEGER NOT NULL,
+//!   created_at INTEGER NOT NULL, finalized_at INTEGER, archived_at INTEGER,
+//!   status TEXT NOT NULL, uncompressed_checksum INTEGER, compressed_checksum INTEGER,
+//!   original_size INTEGER NOT NULL, compressed_size INTEGER, compression_ratio REAL,
+//!   local_path TEXT, archive_key TEXT);
+//! CREATE INDEX idx_segments_last_id ON segments(last_id);
+//! CREATE INDEX idx_segments_status ON segments(status, base_id);
+//! CREATE INDEX idx_segments_finalized_at ON segments(finalized_at) WHERE finalized_at IS NOT NULL;
+//! ```
+//!
+//! `metadata` holds `schema_version` (now `1`, see [`SCHEMA_VERSION`]) and
+//! `created_by`. `status` holds the names of [`SegmentStatus`] (`'Active'`,
+//! `'Finalized'`, `'ArchivedCached'`, `'ArchivedRemote'`). `compression_ratio`
+//! is written from [`SegmentEntry::compression_ratio`] for SQL users and never
+//! read back. The file is created with `auto_vacuum = INCREMENTAL`.
+//!
+//! # How u64 values are stored
+//!
+//! SQLite integers are i64; the entry's fields are u64 over their full range.
+//!
+//! * Values that queries compare — `base_id`, `last_id`, `created_at`,
+//!   `finalized_at`, `archived_at` — are stored with the sign bit flipped,
+//!   `(v ^ (1 << 63)) as i64` ([`encoding::ord`]), so that SQL order is u64
+//!   order: id 0 is stored as `-9223372036854775808`, `u64::MAX` as
+//!   `9223372036854775807`. In SQL, a value below 2^63 decodes as
+//!   `base_id + 9223372036854775807 + 1`; to select id 42 write
+//!   `WHERE base_id = 42 - 9223372036854775807 - 1`.
+//! * Values nobody orders — `record_count`, `original_size`,
+//!   `compressed_size` and both checksums — are plain two's-complement bit
+//!   casts ([`encoding::bits`]): values below 2^63 read as themselves,
+//!   larger ones as negative numbers (`v + 18446744073709551616`).
+//!
+//! # Concurrency
+//!
+//! One thread owns the only read-write connection. Mutations are sent to it
+//! over a channel; it drains whatever is queued and runs it as one
+//! transaction (group commit), each mutation in its own SAVEPOINT so a
+//! refused one does not disturb the others, and answers each caller after
+//! the COMMIT. All the checks of the [`SegmentIndex`] contract run inside
+//! that transaction. Queries run on an r2d2 pool of read-only connections;
+//! the database is in WAL mode, so they run while the writer writes and each
+//! sees a committed state. Every connection has a busy timeout, so a caller
+//! does not see `SQLITE_BUSY` unless another process holds the database
+//! for longer than that.
+//!
+//! # Durability
+//!
+//! Commits run with `synchronous = NORMAL`: a committed change survives a
+//! crash of the process at once, and a power loss once it has been
+//! checkpointed. [`SegmentIndex::sync`] runs `PRAGMA wal_checkpoint(FULL)`
+//! on the writer after everything queued before it has committed: the WAL is
+//! fsynced, copied into the database file, and the database file fsynced.
+//! A checkpoint that cannot finish within the busy timeout is an error, not
+//! a silent success. With [`SqliteIndexOptions::durable_commits`] every
+//! commit fsyncs the WAL (`synchronous = FULL`) and `sync` only waits for
+//! queued writes.
+//!
+//! # Opening
+//!
+//! An existing file is first checked without SQLite (magic bytes, length
+//! against its header) and then through a read-only connection; a file that
+//! is refused — not a SQLite database ([`IndexError::NotAnIndex`]), corrupt
+//! or truncated ([`SqliteIndexError::Corrupt`], [`SqliteIndexError::Truncated`]),
+//! of another schema (`NotAnIndex`), or of a newer schema version
+//! ([`IndexError::UnsupportedSchemaVersion`]) — is never opened for writing.
+//! An empty or missing file gets the schema; an older version is migrated in
+//! one transaction.
+
+mod error;
+mod ops;
+mod schema;
+mod writer;
+
+pub use aof_record::index::{IndexError, IndexResult, SegmentIndex, SegmentIndexExt};
+pub use error::{BACKEND, SqliteIndexError};
+pub use ops::{
+    BackupOptions, BackupProgress, Checkpoint, HealthReport, Integrity, Maintenance, MaintenanceReport,
+};
+pub use schema::{SCHEMA_VERSION, SEGMENT_COLUMNS};
+
+/// The u64 ↔ i64 encodings of the stored columns (see the crate docs).
+pub mod encoding {
+    pub use crate::schema::{bits, ord, unbits, unord};
+}
+
+use aof_record::{SegmentEntry, SegmentStatus};
+use error::{Failure, Res};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+use schema::{cols, decode, ord, unord};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use writer::{WriteOp, Writer};
+
+/// Tuning for [`SqliteSegmentIndex::open_with`]; [`Default`] suits an index
+/// of up to millions of segments.
+#[derive(Debug, Clone)]
+pub struct SqliteIndexOptions {
+    readers: u32,
+    busy_timeout: Duration,
+    pool_timeout: Duration,
+    cache_size_kib: u32,
+    mmap_size: u64,
+    durable_commits: bool,
+    max_batch: usize,
+}
+
+impl Default for SqliteIndexOptions {
+    fn default() -> Self {
+        Self {
+            readers: 4,
+            busy_timeout: Duration::from_secs(5),
+            pool_timeout: Duration::from_secs(30),
+            cache_size_kib: 8 * 1024,
+            mmap_size: 256 << 20,
+            durable_commits: false,
+            max_batch: 1024,
+        }
+    }
+}
+
+impl SqliteIndexOptions {
+    /// Read-only connections in the pool (at least 1; default 4). Queries
+    /// beyond this many at once wait for a free connection.
+    #[must_use]
+    pub fn readers(mut self, n: u32) -> Self {
+        self.readers = n.max(1);
+        self
+    }
+
+    /// How long a connection waits for a lock another process holds before
+    /// failing with `SQLITE_BUSY` (default 5 s).
+    #[must_use]
+    pub fn busy_timeout(mut self, t: Duration) -> Self {
+        self.busy_timeout = t;
+        self
+    }
+
+    /// How long a query waits for a free reader connection (default 30 s).
+    #[must_use]
+    pub fn pool_timeout(mut self, t: Duration) -> Self {
+        self.pool_timeout = t;
+        self
+    }
+
+    /// Page cache per connection, in KiB (default 8 MiB).
+    #[must_use]
+    pub fn cache_size_kib(mut self, kib: u32) -> Self {
+        self.cache_size_kib = kib;
+        self
+    }
+
+    /// Bytes of the file each connection maps into memory (default 256 MiB; 0 turns mmap off).
+    #[must_use]
+    pub fn mmap_size(mut self, bytes: u64) -> Self {
+        self.mmap_size = bytes;
+        self
+    }
+
+    /// Whether every commit fsyncs the WAL (`synchronous = FULL`), so a
+    /// change is durable when its call returns; default `false`
+    /// (`synchronous = NORMAL`, durable at [`SegmentIndex::sync`]).
+    #[must_use]
+    pub fn durable_commits(mut self, on: bool) -> Self {
+        self.durable_commits = on;
+        self
+    }
+
+    /// Most mutations grouped into one transaction (at least 1; default 1024).
+    #[must_use]
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.max(1);
+        self
+    }
+
+    /// Applies the per-connection pragmas every connection gets.
+    fn tune(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.busy_timeout(self.busy_timeout)?;
+        conn.execute_batch(&format!(
+            "PRAGMA cache_size = -{}; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = {};",
+            self.cache_size_kib, self.mmap_size
+        ))?;
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(())
+    }
+}
+
+/// A [`SegmentIndex`] in a SQLite file: one writer thread, a pool of readers.
+///
+/// See the [crate docs](crate) for the schema, the encoding and the
+/// durability rules.
+pub struct SqliteSegmentIndex {
+    // Field order is drop order: the readers close first, so that the
+    // writer's connection is the last one and SQLite checkpoints and removes
+    // the WAL when it closes.
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    writer: Writer,
+    path: PathBuf,
+    options: SqliteIndexOptions,
+}
+
+impl std::fmt::Debug for SqliteSegmentIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.readers.state();
+        f.debug_struct("SqliteSegmentIndex")
+            .field("path", &self.path)
+            .field("reader_connections", &state.connections)
+            .field("idle_readers", &state.idle_connections)
+            .field("writer", &self.writer)
+            .finish_non_exhaustive()
+    }
+}
+
+const FIND_ID: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM segments WHERE base_id <= ?1 ORDER BY base_id DESC LIMIT 1"
+);
+const BY_TIME: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM segments WHERE created_at <= ?2 AND (finalized_at IS NULL OR finalized_at >= ?1) ORDER BY base_id"
+);
+const ALL: &str = concat!("SELECT ", cols!(), " FROM segments ORDER BY base_id");
+const BEFORE: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM segments WHERE base_id < ?1 AND record_count != 0 AND last_id < ?1 ORDER BY base_id"
+);
+const LATEST_WITH_STATUS: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM segments WHERE status = ?1 ORDER BY base_id DESC LIMIT 1"
+);
+const FOR_ARCHIVING: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM segments WHERE status = 'Finalized' ORDER BY base_id LIMIT ?1"
+);
+
+impl SqliteSegmentIndex {
+    /// Opens the index at `path` with default options, creating it if the
+    /// file is missing or empty. See the crate docs for what is refused.
+    pub fn open(path: impl AsRef<Path>) -> IndexResult<Self> {
+        Self::open_with(path, &SqliteIndexOptions::default())
+    }
+
+    /// Opens the index at `path` with `options`, creating it if the file is
+    /// missing or empty.
+    pub fn open_with(path: impl AsRef<Path>, options: &SqliteIndexOptions) -> IndexResult<Self> {
+        Ok(Self::open_inner(path.as_ref(), options)?)
+    }
+
+    fn open_inner(path: &Path, options: &SqliteIndexOptions) -> Res<Self> {
+        schema::check_existing(path)?;
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        options.tune(&conn)?;
+        // Takes effect only while the file has no table yet, i.e. when it is new.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(SqliteIndexError::NoWal {
+                path: path.to_owned(),
+                mode,
+            }
+            .into());
+        }
+        let synchronous = if options.durable_commits { "FULL" } else { "NORMAL" };
+        conn.execute_batch(&format!("PRAGMA synchronous = {synchronous}"))?;
+        schema::migrate(&mut conn, path)?;
+
+        let tuning = options.clone();
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_init(move |c| tuning.tune(c));
+        let readers = r2d2::Pool::builder()
+            .max_size(options.readers)
+            .min_idle(Some(1))
+            .test_on_check_out(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connection_timeout(options.pool_timeout)
+            .build(manager)?;
+        let writer = Writer::spawn(conn, options.max_batch)?;
+        Ok(Self {
+            readers,
+            writer,
+            path: path.to_owned(),
+            options: options.clone(),
+        })
+    }
+
+    /// The database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a pooled read-only connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Res<T>) -> IndexResult<T> {
+        let conn = self.readers.get().map_err(Failure::from)?;
+        Ok(f(&conn)?)
+    }
+
+    fn entries(&self, sql: &str, params: impl rusqlite::Params) -> IndexResult<Vec<SegmentEntry>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let mut rows = stmt.query(params)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(decode(row)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn entry(&self, sql: &str, params: impl rusqlite::Params) -> IndexResult<Option<SegmentEntry>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let mut rows = stmt.query(params)?;
+            match rows.next()? {
+                Some(row) => decode(row).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn write(&self, op: WriteOp) -> IndexResult<Option<SegmentEntry>> {
+        Ok(self.writer.write(op)?)
+    }
+}
+
+impl SegmentIndex for SqliteSegmentIndex {
+    fn add_entry(&self, entry: &SegmentEntry) -> IndexResult<()> {
+        self.write(WriteOp::Add(vec![entry.clone()])).map(drop)
+    }
+
+    fn add_entries(&self, entries: &[SegmentEntry]) -> IndexResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.write(WriteOp::Add(entries.to_vec())).map(drop)
+    }
+
+    fn update_entry(&self, entry: &SegmentEntry) -> IndexResult<()> {
+        self.write(WriteOp::Update(entry.clone())).map(drop)
+    }
+
+    fn remove_entry(&self, base_id: u64) -> IndexResult<Option<SegmentEntry>> {
+        self.write(WriteOp::Remove(base_id))
+    }
+
+    fn get_entry(&self, base_id: u64) -> IndexResult<Option<SegmentEntry>> {
+        self.read(|conn| writer::get(conn, base_id))
+    }
+
+    fn find_segment_for_id(&self, id: u64) -> IndexResult<Option<SegmentEntry>> {
+        Ok(self.entry(FIND_ID, [ord(id)])?.filter(|e| e.contains(id)))
+    }
+
+    fn find_segments_for_timestamp(&self, start_us: u64, end_us: u64) -> IndexResult<Vec<SegmentEntry>> {
+        self.entries(BY_TIME, [ord(start_us), ord(end_us)])
+    }
+
+    fn get_all_segments(&self) -> IndexResult<Vec<SegmentEntry>> {
+        self.entries(ALL, [])
+    }
+
+    fn get_segments_before(&self, id: u64) -> IndexResult<Vec<SegmentEntry>> {
+        self.entries(BEFORE, [ord(id)])
+    }
+
+    fn get_max_last_id(&self) -> IndexResult<Option<u64>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT last_id FROM segments WHERE record_count != 0 ORDER BY last_id DESC LIMIT 1",
+            )?;
+            let mut rows = stmt.query([])?;
+            match rows.next()? {
+                None => Ok(None),
+                Some(row) => match row.get_ref(0)? {
+                    rusqlite::types::ValueRef::Integer(v) => Ok(Some(unord(v))),
+                    _ => Err(IndexError::CorruptEntry {
+                        base_id: 0,
+                        field: "last_id",
+                    }
+                    .into()),
+                },
+            }
+        })
+    }
+
+    fn get_active_segment(&self) -> IndexResult<Option<SegmentEntry>> {
+        self.entry(LATEST_WITH_STATUS, [SegmentStatus::Active.as_str()])
+    }
+
+    fn get_latest_finalized_segment(&self) -> IndexResult<Option<SegmentEntry>> {
+        self.entry(LATEST_WITH_STATUS, [SegmentStatus::Finalized.as_str()])
+    }
+
+    fn get_segments_for_archiving(&self, count: usize) -> IndexResult<Vec<SegmentEntry>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        // A negative LIMIT means "no limit" to SQLite; clamp instead of wrapping.
+        let limit = i64::try_from(count).unwrap_or(i64::MAX);
+        self.entries(FOR_ARCHIVING, [limit])
+    }
+
+    fn update_segment_status(&self, base_id: u64, status: SegmentStatus) -> IndexResult<()> {
+        self.write(WriteOp::Status(base_id, status)).map(drop)
+    }
+
+    fn update_segment_tail(&self, base_id: u64, last_id: Option<u64>, size: u64) -> IndexResult<()> {
+        self.write(WriteOp::Tail {
+            base_id,
+            last_id,
+            size,
+        })
+        .map(drop)
+    }
+
+    fn sync(&self) -> IndexResult<()> {
+        if self.options.durable_commits {
+            // Every commit already fsynced the WAL; wait for what is queued.
+            return Ok(self.writer.exclusive(|_| Ok(()))?);
+        }
+        let done = self
+            .writer
+            .exclusive(|conn| ops::checkpoint(conn, ops::CheckpointMode::Full))?;
+        if done.busy {
+            return Err(SqliteIndexError::CheckpointIncomplete {
+                wal_frames: done.wal_frames,
+                checkpointed_frames: done.checkpointed_frames,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> IndexResult<usize> {
+        self.read(|conn| {
+            let n: i64 = conn
+                .prepare_cached("SELECT count(*) FROM segments")?
+                .query_row([], |r| r.get(0))?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn copy_to(&self, dest: &Path) -> IndexResult<()> {
+        self.backup_to(dest, &BackupOptions::default(), |_| {}).map(drop)
+    }
+}

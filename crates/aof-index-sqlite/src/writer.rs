@@ -1,0 +1,389 @@
+//! The single writer: a thread that owns the read-write connection.
+//!
+//! Callers send commands over a channel and wait on their own reply channel.
+//! The thread takes whatever is queued (up to `max_batch` commands) and runs
+//! it as ONE `BEGIN IMMEDIATE` transaction: group commit. Each command runs
+//! inside its own SAVEPOINT, so a command that fails (a duplicate, an
+//! overlap, …) is rolled back alone and the others in the group still
+//! commit. Replies go out only after the COMMIT, so a caller never sees a
+//! change acknowledged that a reader could not see yet.
+//!
+//! Every check the contract demands (duplicates, overlaps, record counts,
+//! lifecycle moves, existence) runs inside that write transaction, against
+//! the rows as they are at that moment: no check can race a write.
+
+use crate::error::{Failure, Res, SqliteIndexError};
+use crate::schema::{INSERT, UPDATE, cols, decode, ord, write_entry};
+use aof_record::entry::TransitionError;
+use aof_record::index::check_neighbours;
+use aof_record::{IndexError, SegmentEntry, SegmentStatus};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::thread::JoinHandle;
+
+/// A change to the index.
+#[derive(Debug)]
+pub(crate) enum WriteOp {
+    Add(Vec<SegmentEntry>),
+    Update(SegmentEntry),
+    Remove(u64),
+    Status(u64, SegmentStatus),
+    Tail {
+        base_id: u64,
+        last_id: Option<u64>,
+        size: u64,
+    },
+}
+
+type Reply = Sender<Res<Option<SegmentEntry>>>;
+
+/// Work the writer thread runs outside any batch, with the connection to itself.
+type Exclusive = Box<dyn FnOnce(&mut Connection) + Send>;
+
+enum Command {
+    Write(WriteOp, Reply),
+    Exclusive(Exclusive),
+}
+
+/// Handle to the writer thread; dropping it lets the thread finish what is
+/// queued, close the connection and exit.
+pub(crate) struct Writer {
+    tx: Option<Sender<Command>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("running", &self.thread.as_ref().is_some_and(|t| !t.is_finished()))
+            .finish()
+    }
+}
+
+impl Writer {
+    pub(crate) fn spawn(conn: Connection, max_batch: usize) -> Result<Self, SqliteIndexError> {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("aof-index-sqlite-writer".into())
+            .spawn(move || run(conn, &rx, max_batch.max(1)))
+            .map_err(SqliteIndexError::Spawn)?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, cmd: Command) -> Res<()> {
+        self.tx
+            .as_ref()
+            .and_then(|tx| tx.send(cmd).ok())
+            .ok_or(Failure::Backend(SqliteIndexError::WriterStopped))
+    }
+
+    /// Queues a change and waits until the transaction carrying it commits.
+    pub(crate) fn write(&self, op: WriteOp) -> Res<Option<SegmentEntry>> {
+        let (reply, answer) = mpsc::channel();
+        self.send(Command::Write(op, reply))?;
+        answer
+            .recv()
+            .unwrap_or(Err(Failure::Backend(SqliteIndexError::WriterStopped)))
+    }
+
+    /// Runs `f` on the writer connection once every change queued before it
+    /// has committed, outside any transaction, and waits for its result.
+    pub(crate) fn exclusive<T, F>(&self, f: F) -> Res<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Res<T> + Send + 'static,
+    {
+        let (reply, answer) = mpsc::channel();
+        self.send(Command::Exclusive(Box::new(move |conn| {
+            // The caller may have gone; nothing to do about it then.
+            let _ = reply.send(f(conn));
+        })))?;
+        answer
+            .recv()
+            .unwrap_or(Err(Failure::Backend(SqliteIndexError::WriterStopped)))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            // A panic in the thread was already reported to its callers as
+            // `WriterStopped`; there is nothing more to do with it here.
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(mut conn: Connection, rx: &Receiver<Command>, max_batch: usize) {
+    let mut held: Option<Command> = None;
+    let mut batch: Vec<(WriteOp, Reply)> = Vec::new();
+    loop {
+        let first = match held.take() {
+            Some(cmd) => cmd,
+            None => match rx.recv() {
+                Ok(cmd) => cmd,
+                Err(_) => break,
+            },
+        };
+        match first {
+            Command::Exclusive(f) => f(&mut conn),
+            Command::Write(op, reply) => {
+                batch.push((op, reply));
+                while batch.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(Command::Write(op, reply)) => batch.push((op, reply)),
+                        Ok(other) => {
+                            held = Some(other);
+                            break;
+                        }
+                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                    }
+                }
+                run_batch(&mut conn, &mut batch);
+            }
+        }
+    }
+    // Dropping the connection closes it; when it is the last one open, SQLite
+    // checkpoints the WAL into the database and removes it.
+    drop(conn);
+}
+
+/// Runs `batch` as one transaction and answers every command in it.
+fn run_batch(conn: &mut Connection, batch: &mut Vec<(WriteOp, Reply)>) {
+    match apply_batch(conn, batch) {
+        Ok(results) => {
+            for ((_, reply), result) in batch.drain(..).zip(results) {
+                let _ = reply.send(result);
+            }
+        }
+        Err(e) => {
+            let e = Arc::new(e);
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(Failure::Backend(SqliteIndexError::Transaction {
+                    source: Arc::clone(&e),
+                })));
+            }
+        }
+    }
+}
+
+/// The per-command results, or the error that sank the whole transaction.
+fn apply_batch(
+    conn: &mut Connection,
+    batch: &[(WriteOp, Reply)],
+) -> rusqlite::Result<Vec<Res<Option<SegmentEntry>>>> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut results = Vec::with_capacity(batch.len());
+    if let [(op, _)] = batch {
+        // Alone in the transaction: the transaction itself is the savepoint.
+        let result = apply(&tx, op);
+        if result.is_err() {
+            tx.rollback()?;
+            return Ok(vec![result]);
+        }
+        results.push(result);
+    } else {
+        for (op, _) in batch {
+            let sp = tx.savepoint()?;
+            let result = apply(&sp, op);
+            if result.is_ok() {
+                sp.commit()?;
+            } else {
+                // Dropping rolls back to the savepoint and releases it.
+                drop(sp);
+            }
+            results.push(result);
+        }
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+fn apply(conn: &Connection, op: &WriteOp) -> Res<Option<SegmentEntry>> {
+    match op {
+        WriteOp::Add(entries) => add_entries(conn, entries).map(|()| None),
+        WriteOp::Update(entry) => update_entry(conn, entry).map(|()| None),
+        WriteOp::Remove(base_id) => remove_entry(conn, *base_id),
+        WriteOp::Status(base_id, status) => update_status(conn, *base_id, *status).map(|()| None),
+        WriteOp::Tail {
+            base_id,
+            last_id,
+            size,
+        } => update_tail(conn, *base_id, *last_id, *size).map(|()| None),
+    }
+}
+
+/// The entry with this base id.
+pub(crate) fn get(conn: &Connection, base_id: u64) -> Res<Option<SegmentEntry>> {
+    one(conn, GET, ord(base_id))
+}
+
+const GET: &str = concat!("SELECT ", cols!(), " FROM segments WHERE base_id = ?1");
+const PREV: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM segments WHERE base_id < ?1 ORDER BY base_id DESC LIMIT 1"
+);
+const NEXT: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM segments WHERE base_id > ?1 ORDER BY base_id ASC LIMIT 1"
+);
+
+/// The first row of a one-parameter entry query.
+pub(crate) fn one(conn: &Connection, sql: &str, param: i64) -> Res<Option<SegmentEntry>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query([param])?;
+    match rows.next()? {
+        Some(row) => decode(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn insert(conn: &Connection, e: &SegmentEntry) -> Res<()> {
+    let mut stmt = conn.prepare_cached(INSERT)?;
+    match write_entry(&mut stmt, e) {
+        Ok(_) => Ok(()),
+        Err(err) if err.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+            Err(IndexError::AlreadyExists { base_id: e.base_id }.into())
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn rewrite(conn: &Connection, e: &SegmentEntry) -> Res<()> {
+    let mut stmt = conn.prepare_cached(UPDATE)?;
+    write_entry(&mut stmt, e)?;
+    Ok(())
+}
+
+/// Adds one entry with every check, in the order the reference index uses.
+fn add_one(conn: &Connection, e: &SegmentEntry) -> Res<()> {
+    e.validate()?;
+    if exists(conn, e.base_id)? {
+        return Err(IndexError::AlreadyExists { base_id: e.base_id }.into());
+    }
+    let prev = one(conn, PREV, ord(e.base_id))?;
+    let next = one(conn, NEXT, ord(e.base_id))?;
+    check_neighbours(e, prev.as_ref(), next.as_ref())?;
+    insert(conn, e)
+}
+
+fn exists(conn: &Connection, base_id: u64) -> Res<bool> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM segments WHERE base_id = ?1")?;
+    Ok(stmt.exists([ord(base_id)])?)
+}
+
+/// Adds a batch. When the batch is valid, does not clash with itself and no
+/// stored entry lies in or reaches into its id span, two queries check it
+/// all and the rows go in in base-id order; otherwise each entry is checked
+/// and added in turn, which reports exactly the first failing entry.
+fn add_entries(conn: &Connection, entries: &[SegmentEntry]) -> Res<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    if let Some(sorted) = clear_batch(conn, entries)? {
+        for e in sorted {
+            insert(conn, e)?;
+        }
+        return Ok(());
+    }
+    for e in entries {
+        add_one(conn, e)?;
+    }
+    Ok(())
+}
+
+/// The batch in base-id order if it can go in without per-entry checks.
+fn clear_batch<'a>(conn: &Connection, entries: &'a [SegmentEntry]) -> Res<Option<Vec<&'a SegmentEntry>>> {
+    if entries.iter().any(|e| e.validate().is_err()) {
+        return Ok(None);
+    }
+    let mut sorted: Vec<&SegmentEntry> = entries.iter().collect();
+    if !sorted.is_sorted_by_key(|e| e.base_id) {
+        sorted.sort_unstable_by_key(|e| e.base_id);
+    }
+    // Sorted by base id, each entry must end before the next begins (this
+    // also catches duplicates, as last_id >= base_id).
+    if sorted.windows(2).any(|w| w[1].base_id <= w[0].last_id) {
+        return Ok(None);
+    }
+    let (Some(first), Some(last)) = (sorted.first(), sorted.last()) else {
+        return Ok(None);
+    };
+    let (lo, hi) = (first.base_id, last.last_id);
+    let mut inside = conn.prepare_cached("SELECT 1 FROM segments WHERE base_id BETWEEN ?1 AND ?2")?;
+    if inside.exists([ord(lo), ord(hi)])? {
+        return Ok(None);
+    }
+    // Stored entries do not overlap, so only the one just below `lo` can reach it.
+    let mut below =
+        conn.prepare_cached("SELECT last_id FROM segments WHERE base_id < ?1 ORDER BY base_id DESC LIMIT 1")?;
+    let reach: Option<i64> = below.query_row([ord(lo)], |r| r.get(0)).optional()?;
+    if reach.is_some_and(|l| l >= ord(lo)) {
+        return Ok(None);
+    }
+    Ok(Some(sorted))
+}
+
+fn update_entry(conn: &Connection, e: &SegmentEntry) -> Res<()> {
+    e.validate()?;
+    let Some(current) = get(conn, e.base_id)? else {
+        return Err(IndexError::NotFound { base_id: e.base_id }.into());
+    };
+    if !current.status.can_become(e.status) {
+        return Err(TransitionError {
+            base_id: e.base_id,
+            from: current.status,
+            to: e.status,
+        }
+        .into());
+    }
+    let prev = one(conn, PREV, ord(e.base_id))?;
+    let next = one(conn, NEXT, ord(e.base_id))?;
+    check_neighbours(e, prev.as_ref(), next.as_ref())?;
+    rewrite(conn, e)
+}
+
+fn remove_entry(conn: &Connection, base_id: u64) -> Res<Option<SegmentEntry>> {
+    let Some(entry) = get(conn, base_id)? else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached("DELETE FROM segments WHERE base_id = ?1")?;
+    stmt.execute([ord(base_id)])?;
+    Ok(Some(entry))
+}
+
+fn update_status(conn: &Connection, base_id: u64, status: SegmentStatus) -> Res<()> {
+    let Some(current) = get(conn, base_id)? else {
+        return Err(IndexError::NotFound { base_id }.into());
+    };
+    if !current.status.can_become(status) {
+        return Err(TransitionError {
+            base_id,
+            from: current.status,
+            to: status,
+        }
+        .into());
+    }
+    if current.status != status {
+        let mut stmt = conn.prepare_cached("UPDATE segments SET status = ?2 WHERE base_id = ?1")?;
+        stmt.execute(rusqlite::params![ord(base_id), status.as_str()])?;
+    }
+    Ok(())
+}
+
+fn update_tail(conn: &Connection, base_id: u64, last_id: Option<u64>, size: u64) -> Res<()> {
+    let Some(mut entry) = get(conn, base_id)? else {
+        return Err(IndexError::NotFound { base_id }.into());
+    };
+    entry.set_tail(last_id, size)?;
+    let next = one(conn, NEXT, ord(base_id))?;
+    check_neighbours(&entry, None, next.as_ref())?;
+    rewrite(conn, &entry)
+}
