@@ -5,7 +5,7 @@ use crate::config::ConfigError;
 use crate::entry::TransitionError;
 use crate::index::IndexError;
 use crate::record::RecordError;
-use crate::segment::SegmentHeaderError;
+use crate::segment::{FooterError, SegmentHeaderError};
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -45,6 +45,23 @@ pub enum AofError {
         /// What is wrong with its header.
         #[source]
         source: SegmentHeaderError,
+    },
+    /// A finalized segment's footer or offset table is invalid.
+    #[error("invalid footer in segment {segment}: {source}")]
+    InvalidFooter {
+        /// Base id of the segment.
+        segment: u64,
+        /// What is wrong with it.
+        #[source]
+        source: FooterError,
+    },
+    /// A segment the index lists has no file where it should be.
+    #[error("segment {segment} is in the index but its file {path} is missing")]
+    MissingSegment {
+        /// Base id of the segment.
+        segment: u64,
+        /// Where the file should be.
+        path: PathBuf,
     },
     /// A segment's contents do not match what the index recorded for it.
     #[error("segment {segment}: {what} is {actual}, the index says {expected}")]

@@ -59,4 +59,6 @@ pub use entry::{SegmentEntry, SegmentStatus, TransitionError};
 pub use error::{AofError, AofResult};
 pub use index::{IndexError, MemorySegmentIndex, SegmentIndex, SegmentIndexExt};
 pub use record::{RECORD_HEADER_SIZE, RecordError, RecordFlags, RecordHeader};
-pub use segment::{SEGMENT_HEADER_SIZE, SegmentHeader, SegmentHeaderError};
+pub use segment::{
+    FooterError, SEGMENT_FOOTER_SIZE, SEGMENT_HEADER_SIZE, SegmentFooter, SegmentHeader, SegmentHeaderError,
+};

@@ -153,6 +153,214 @@ pub enum SegmentHeaderError {
     ReservedNotZero,
 }
 
+/// Size in bytes of the footer that ends a finalized segment file.
+pub const SEGMENT_FOOTER_SIZE: usize = 64;
+
+/// The first eight bytes of a segment footer.
+pub const SEGMENT_FOOTER_MAGIC: [u8; 8] = *b"\x89AOFEND\n";
+
+/// The footer that ends a finalized segment.
+///
+/// A finalized segment file is `[header][records][offset table][footer]`:
+/// the offset table holds one little-endian u32 per record, the byte offset
+/// of record `base_id + i` in the file, so a read by id costs one lookup.
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 8 | magic: [`SEGMENT_FOOTER_MAGIC`] (`\x89AOFEND\n`) |
+/// | 8 | 2 | format version: u16 = 1 |
+/// | 10 | 2 | footer length: u16 = 64 |
+/// | 12 | 4 | reserved: zero |
+/// | 16 | 8 | base id |
+/// | 24 | 8 | record count |
+/// | 32 | 8 | data end: offset of the offset table (end of the last record) |
+/// | 40 | 8 | data checksum: CRC-64/NVME of bytes `0..data_end` |
+/// | 48 | 8 | table checksum: CRC-64/NVME of the offset table |
+/// | 56 | 8 | checksum: CRC-64/NVME of footer bytes 0..56 |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SegmentFooter {
+    /// Id of the segment's first record.
+    pub base_id: u64,
+    /// Records in the segment.
+    pub record_count: u64,
+    /// Offset of the offset table: the end of the record data.
+    pub data_end: u64,
+    /// CRC-64/NVME of bytes `0..data_end` (header and records).
+    pub data_crc: u64,
+    /// CRC-64/NVME of the offset table.
+    pub table_crc: u64,
+}
+
+impl SegmentFooter {
+    /// Length of a finalized file with this footer.
+    #[must_use]
+    pub const fn file_len(&self) -> u64 {
+        self.data_end + self.record_count * 4 + SEGMENT_FOOTER_SIZE as u64
+    }
+
+    /// The 64 footer bytes as stored.
+    #[must_use]
+    pub fn encode(&self) -> [u8; SEGMENT_FOOTER_SIZE] {
+        let mut out = [0u8; SEGMENT_FOOTER_SIZE];
+        out[0..8].copy_from_slice(&SEGMENT_FOOTER_MAGIC);
+        out[8..10].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
+        out[10..12].copy_from_slice(&(SEGMENT_FOOTER_SIZE as u16).to_le_bytes());
+        out[16..24].copy_from_slice(&self.base_id.to_le_bytes());
+        out[24..32].copy_from_slice(&self.record_count.to_le_bytes());
+        out[32..40].copy_from_slice(&self.data_end.to_le_bytes());
+        out[40..48].copy_from_slice(&self.data_crc.to_le_bytes());
+        out[48..56].copy_from_slice(&self.table_crc.to_le_bytes());
+        let crc = crc64_nvme(&out[..56]);
+        out[56..64].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Finds and validates the footer at the end of `file` (a whole segment
+    /// file), checking that the lengths it claims add up to the file's length.
+    /// The table checksum is checked too; the data checksum is not (that
+    /// costs a pass over the data; see [`SegmentFooter::verify_data`]).
+    pub fn decode(file: &[u8]) -> Result<Self, FooterError> {
+        let len = file.len();
+        let Some(raw) = len.checked_sub(SEGMENT_FOOTER_SIZE).and_then(|at| file.get(at..)) else {
+            return Err(FooterError::Missing);
+        };
+        if raw[0..8] != SEGMENT_FOOTER_MAGIC {
+            return Err(FooterError::Missing);
+        }
+        let u64_at = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&raw[at..at + 8]);
+            u64::from_le_bytes(b)
+        };
+        let expected = u64_at(56);
+        let actual = crc64_nvme(&raw[..56]);
+        if expected != actual {
+            return Err(FooterError::ChecksumMismatch { expected, actual });
+        }
+        let version = u16::from_le_bytes([raw[8], raw[9]]);
+        if version != SEGMENT_FORMAT_VERSION
+            || usize::from(u16::from_le_bytes([raw[10], raw[11]])) != SEGMENT_FOOTER_SIZE
+        {
+            return Err(FooterError::UnsupportedVersion { version });
+        }
+        let footer = Self {
+            base_id: u64_at(16),
+            record_count: u64_at(24),
+            data_end: u64_at(32),
+            data_crc: u64_at(40),
+            table_crc: u64_at(48),
+        };
+        let claimed = footer
+            .record_count
+            .checked_mul(4)
+            .and_then(|t| t.checked_add(footer.data_end))
+            .and_then(|t| t.checked_add(SEGMENT_FOOTER_SIZE as u64));
+        if claimed != Some(len as u64) || footer.data_end < SEGMENT_HEADER_SIZE as u64 {
+            return Err(FooterError::LengthMismatch {
+                file_len: len as u64,
+                data_end: footer.data_end,
+                record_count: footer.record_count,
+            });
+        }
+        let table = footer.table(file);
+        let actual = crc64_nvme(table);
+        if actual != footer.table_crc {
+            return Err(FooterError::TableChecksumMismatch {
+                expected: footer.table_crc,
+                actual,
+            });
+        }
+        Ok(footer)
+    }
+
+    /// The offset table inside `file`; call only with the file this footer was decoded from.
+    #[must_use]
+    pub fn table<'a>(&self, file: &'a [u8]) -> &'a [u8] {
+        let start = usize::try_from(self.data_end).unwrap_or(usize::MAX);
+        let end = start.saturating_add(usize::try_from(self.record_count * 4).unwrap_or(usize::MAX));
+        file.get(start..end).unwrap_or(&[])
+    }
+
+    /// Offset of record `base_id + index`, read from the offset table in `file`.
+    #[must_use]
+    pub fn offset_of(&self, file: &[u8], index: u64) -> Option<u64> {
+        if index >= self.record_count {
+            return None;
+        }
+        let at = usize::try_from(self.data_end + index * 4).ok()?;
+        let b = file.get(at..at + 4)?;
+        Some(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+    }
+
+    /// Checks the data checksum against bytes `0..data_end` of `file`.
+    pub fn verify_data(&self, file: &[u8]) -> Result<(), FooterError> {
+        let data = usize::try_from(self.data_end)
+            .ok()
+            .and_then(|e| file.get(..e))
+            .unwrap_or(&[]);
+        let actual = crc64_nvme(data);
+        if actual == self.data_crc {
+            Ok(())
+        } else {
+            Err(FooterError::DataChecksumMismatch {
+                expected: self.data_crc,
+                actual,
+            })
+        }
+    }
+}
+
+/// Why a finalized segment's footer is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum FooterError {
+    /// The file does not end with a footer: it was never finalized, or its end is lost.
+    #[error("no segment footer at the end of the file")]
+    Missing,
+    /// The footer's own checksum does not match.
+    #[error("segment footer checksum mismatch (stored {expected:#018x}, computed {actual:#018x})")]
+    ChecksumMismatch {
+        /// Stored checksum.
+        expected: u64,
+        /// Computed checksum.
+        actual: u64,
+    },
+    /// The footer was written by a format version this code does not read.
+    #[error("unsupported segment footer version {version}")]
+    UnsupportedVersion {
+        /// Version found.
+        version: u16,
+    },
+    /// The lengths the footer claims do not add up to the file's length.
+    #[error(
+        "segment footer claims {record_count} records with data ending at {data_end}, file is {file_len} bytes"
+    )]
+    LengthMismatch {
+        /// Length of the file.
+        file_len: u64,
+        /// Data end claimed.
+        data_end: u64,
+        /// Record count claimed.
+        record_count: u64,
+    },
+    /// The offset table's checksum does not match.
+    #[error("segment offset table checksum mismatch (stored {expected:#018x}, computed {actual:#018x})")]
+    TableChecksumMismatch {
+        /// Stored checksum.
+        expected: u64,
+        /// Computed checksum.
+        actual: u64,
+    },
+    /// The record data's checksum does not match.
+    #[error("segment data checksum mismatch (stored {expected:#018x}, computed {actual:#018x})")]
+    DataChecksumMismatch {
+        /// Stored checksum.
+        expected: u64,
+        /// Computed checksum.
+        actual: u64,
+    },
+}
+
 /// The file name of the segment whose first id is `base_id`: 20 zero-padded
 /// decimal digits, so that names sort in id order.
 ///
@@ -248,7 +456,84 @@ mod tests {
         assert!(segment_file_name(9) < segment_file_name(10));
     }
 
+    fn finalized_file(records: u64) -> Vec<u8> {
+        let mut file = SegmentHeader {
+            base_id: 5,
+            created_at_us: 1,
+        }
+        .encode()
+        .to_vec();
+        let mut table = Vec::new();
+        for i in 0..records {
+            table.extend_from_slice(&(file.len() as u32).to_le_bytes());
+            crate::record::append_record(&mut file, 5 + i, 1, crate::record::RecordFlags::NONE, b"xyz")
+                .unwrap();
+        }
+        let footer = SegmentFooter {
+            base_id: 5,
+            record_count: records,
+            data_end: file.len() as u64,
+            data_crc: crc64_nvme(&file),
+            table_crc: crc64_nvme(&table),
+        };
+        file.extend_from_slice(&table);
+        file.extend_from_slice(&footer.encode());
+        file
+    }
+
+    #[test]
+    fn footer_round_trips_and_indexes_records() {
+        let file = finalized_file(3);
+        let f = SegmentFooter::decode(&file).unwrap();
+        assert_eq!(
+            (f.base_id, f.record_count, f.file_len()),
+            (5, 3, file.len() as u64)
+        );
+        f.verify_data(&file).unwrap();
+        assert_eq!(f.offset_of(&file, 0), Some(64));
+        assert_eq!(f.offset_of(&file, 1), Some(64 + 35));
+        assert_eq!(f.offset_of(&file, 3), None);
+        let empty = finalized_file(0);
+        assert_eq!(SegmentFooter::decode(&empty).unwrap().record_count, 0);
+    }
+
+    #[test]
+    fn damaged_footers_are_refused() {
+        let file = finalized_file(3);
+        assert_eq!(
+            SegmentFooter::decode(&file[..file.len() - 1]),
+            Err(FooterError::Missing)
+        );
+        assert_eq!(SegmentFooter::decode(b"short"), Err(FooterError::Missing));
+        let mut t = file.clone();
+        let table_at = t.len() - 64 - 1;
+        t[table_at] ^= 1;
+        assert!(matches!(
+            SegmentFooter::decode(&t),
+            Err(FooterError::TableChecksumMismatch { .. })
+        ));
+        let mut d = file.clone();
+        d[70] ^= 1;
+        let f = SegmentFooter::decode(&d).unwrap();
+        assert!(matches!(
+            f.verify_data(&d),
+            Err(FooterError::DataChecksumMismatch { .. })
+        ));
+        let mut extra = file[..file.len() - 64].to_vec();
+        extra.push(0);
+        extra.extend_from_slice(&file[file.len() - 64..]);
+        assert!(matches!(
+            SegmentFooter::decode(&extra),
+            Err(FooterError::LengthMismatch { .. })
+        ));
+    }
+
     proptest! {
+        #[test]
+        fn footer_decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = SegmentFooter::decode(&bytes);
+        }
+
         #[test]
         fn any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
             let _ = SegmentHeader::decode(&bytes);
