@@ -1,6 +1,6 @@
 //! Operations on the file: online backup, health check, maintenance.
 
-use crate::error::{Failure, Res, SqliteIndexError};
+use crate::error::{Failure, Res};
 use crate::schema::{self, SCHEMA_VERSION};
 use crate::{IndexError, IndexResult, SqliteSegmentIndex};
 use aof_record::SegmentStatus;
