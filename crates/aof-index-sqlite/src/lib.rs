@@ -125,6 +125,7 @@ pub use ops::{
     BackupOptions, BackupProgress, Checkpoint, HealthReport, Integrity, Maintenance, MaintenanceReport,
 };
 pub use schema::{SCHEMA_VERSION, SEGMENT_COLUMNS};
+pub use writer::WriterStats;
 
 /// The u64 ↔ i64 encodings of the stored columns (see the crate docs).
 pub mod encoding {
@@ -347,6 +348,12 @@ impl SqliteSegmentIndex {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Counters of the writer thread: transactions, mutations, failures.
+    #[must_use]
+    pub fn writer_stats(&self) -> WriterStats {
+        self.writer.stats()
     }
 
     /// Runs `f` on a pooled read-only connection.

@@ -312,19 +312,22 @@ fn inspect(conn: &Connection, path: &Path) -> Res<Found> {
             "a SQLite database of another schema (no metadata table)",
         ));
     }
+    let metadata_columns = table_columns(conn, path, "metadata")?;
+    if !["key", "value"]
+        .iter()
+        .all(|c| metadata_columns.iter().any(|m| m == c))
+    {
+        return Err(not_an_index(
+            path,
+            "a SQLite database of another schema (foreign metadata table)",
+        ));
+    }
     let version: Option<rusqlite::types::Value> = conn
         .query_row("SELECT value FROM metadata WHERE key = ?1", [VERSION_KEY], |r| {
             r.get(0)
         })
         .optional()
-        .map_err(|e| match e {
-            // A `metadata` table without `key`/`value` columns.
-            rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::Unknown => not_an_index(
-                path,
-                "a SQLite database of another schema (foreign metadata table)",
-            ),
-            e => open_error(path, e),
-        })?;
+        .map_err(|e| open_error(path, e))?;
     let version = match version {
         None => {
             return Err(not_an_index(
@@ -344,37 +347,56 @@ fn inspect(conn: &Connection, path: &Path) -> Res<Found> {
         }
         .into());
     }
-    if version == SCHEMA_VERSION {
-        let mut stmt = conn
-            .prepare("SELECT name FROM pragma_table_info('segments') ORDER BY cid")
-            .map_err(|e| open_error(path, e))?;
-        let columns = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(|e| open_error(path, e))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| open_error(path, e))?;
-        if columns != SEGMENT_COLUMNS {
-            return Err(not_an_index(
-                path,
-                "a SQLite database of another schema (segments columns differ)",
-            ));
-        }
+    if version == SCHEMA_VERSION && table_columns(conn, path, "segments")? != SEGMENT_COLUMNS {
+        return Err(not_an_index(
+            path,
+            "a SQLite database of another schema (segments columns differ)",
+        ));
     }
     Ok(Found::Version(version))
 }
 
-/// Looks at an existing file through a read-only connection, so that a
-/// file this code refuses is never modified.
+/// The column names of `table`, in table order (none if there is no such table).
+fn table_columns(conn: &Connection, path: &Path, table: &str) -> Res<Vec<String>> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+        .map_err(|e| open_error(path, e))?;
+    let names = stmt
+        .query_map([table], |r| r.get::<_, String>(0))
+        .map_err(|e| open_error(path, e))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| open_error(path, e))?;
+    Ok(names)
+}
+
+/// Looks at an existing file without changing it, so that a file this code
+/// refuses is left exactly as it was.
+///
+/// With a WAL next to it, the file is read through a read-only connection.
+/// Without one, a read-only connection to a WAL-mode database would create
+/// `-wal` and `-shm` files and leave them behind; a read-write connection
+/// (without CREATE, with `query_only`) removes them again when it closes as
+/// the last connection, and reading writes nothing to the database file.
 pub(crate) fn check_existing(path: &Path) -> Res<()> {
     if !check_header(path)? {
         return Ok(());
     }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
+    let read_only = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = if wal_path(path).exists() {
+        Connection::open_with_flags(path, read_only)
+    } else {
+        Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .or_else(|_| Connection::open_with_flags(path, read_only))
+    }
     .map_err(|e| open_error(path, e))?;
-    inspect(&conn, path).map(|_| ())
+    conn.execute_batch("PRAGMA query_only = 1")
+        .map_err(|e| open_error(path, e))?;
+    let found = inspect(&conn, path);
+    conn.close().map_err(|(_, e)| open_error(path, e))?;
+    found.map(|_| ())
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`] in one transaction; checks again

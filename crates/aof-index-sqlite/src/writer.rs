@@ -19,6 +19,7 @@ use aof_record::index::check_neighbours;
 use aof_record::{IndexError, SegmentEntry, SegmentStatus};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 
@@ -51,6 +52,39 @@ enum Command {
 pub(crate) struct Writer {
     tx: Option<Sender<Command>>,
     thread: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+/// What the writer thread has done, counted as it goes.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    transactions: AtomicU64,
+    commands: AtomicU64,
+    failed_transactions: AtomicU64,
+}
+
+/// A snapshot of the writer's counters: how well group commit is grouping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct WriterStats {
+    /// Write transactions run (each one a group of queued mutations).
+    pub transactions: u64,
+    /// Mutations run, refused ones included.
+    pub commands: u64,
+    /// Transactions that could not begin or commit; every mutation in them failed.
+    pub failed_transactions: u64,
+}
+
+impl WriterStats {
+    /// Mean mutations per transaction (0 before the first).
+    #[must_use]
+    pub fn mean_batch(&self) -> f64 {
+        if self.transactions == 0 {
+            0.0
+        } else {
+            self.commands as f64 / self.transactions as f64
+        }
+    }
 }
 
 impl std::fmt::Debug for Writer {
@@ -64,14 +98,25 @@ impl std::fmt::Debug for Writer {
 impl Writer {
     pub(crate) fn spawn(conn: Connection, max_batch: usize) -> Result<Self, SqliteIndexError> {
         let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
             .name("aof-index-sqlite-writer".into())
-            .spawn(move || run(conn, &rx, max_batch.max(1)))
+            .spawn(move || run(conn, &rx, max_batch.max(1), &thread_counters))
             .map_err(SqliteIndexError::Spawn)?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
+            counters,
         })
+    }
+
+    pub(crate) fn stats(&self) -> WriterStats {
+        WriterStats {
+            transactions: self.counters.transactions.load(Ordering::Relaxed),
+            commands: self.counters.commands.load(Ordering::Relaxed),
+            failed_transactions: self.counters.failed_transactions.load(Ordering::Relaxed),
+        }
     }
 
     fn send(&self, cmd: Command) -> Res<()> {
@@ -119,7 +164,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut conn: Connection, rx: &Receiver<Command>, max_batch: usize) {
+fn run(mut conn: Connection, rx: &Receiver<Command>, max_batch: usize, counters: &Counters) {
     let mut held: Option<Command> = None;
     let mut batch: Vec<(WriteOp, Reply)> = Vec::new();
     loop {
@@ -144,7 +189,7 @@ fn run(mut conn: Connection, rx: &Receiver<Command>, max_batch: usize) {
                         Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                     }
                 }
-                run_batch(&mut conn, &mut batch);
+                run_batch(&mut conn, &mut batch, counters);
             }
         }
     }
@@ -154,7 +199,9 @@ fn run(mut conn: Connection, rx: &Receiver<Command>, max_batch: usize) {
 }
 
 /// Runs `batch` as one transaction and answers every command in it.
-fn run_batch(conn: &mut Connection, batch: &mut Vec<(WriteOp, Reply)>) {
+fn run_batch(conn: &mut Connection, batch: &mut Vec<(WriteOp, Reply)>, counters: &Counters) {
+    counters.transactions.fetch_add(1, Ordering::Relaxed);
+    counters.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
     match apply_batch(conn, batch) {
         Ok(results) => {
             for ((_, reply), result) in batch.drain(..).zip(results) {
@@ -162,6 +209,7 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<(WriteOp, Reply)>) {
             }
         }
         Err(e) => {
+            counters.failed_transactions.fetch_add(1, Ordering::Relaxed);
             let e = Arc::new(e);
             for (_, reply) in batch.drain(..) {
                 let _ = reply.send(Err(Failure::Backend(SqliteIndexError::Transaction {
@@ -386,4 +434,116 @@ fn update_tail(conn: &Connection, base_id: u64, last_id: Option<u64>, size: u64)
     let next = one(conn, NEXT, ord(base_id))?;
     check_neighbours(&entry, None, next.as_ref())?;
     rewrite(conn, &entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SegmentIndex, SqliteSegmentIndex};
+    use aof_record::conformance::index::finalized;
+
+    /// Writes queued while the writer is busy go into ONE transaction, and a
+    /// refused one in the middle is rolled back alone.
+    #[test]
+    fn queued_writes_commit_together_and_a_refused_one_alone_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SqliteSegmentIndex::open(dir.path().join("index.db")).unwrap();
+        index.add_entry(&finalized(0, 9, 0, 1)).unwrap();
+        let before = index.writer_stats();
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let blocker = s.spawn(|| {
+                index.writer.exclusive(move |_| {
+                    entered_tx.send(()).unwrap();
+                    gate_rx.recv().unwrap();
+                    Ok(())
+                })
+            });
+            // The writer thread is now parked inside the closure.
+            entered_rx.recv().unwrap();
+            let answers: Vec<_> = (1..=10u64)
+                .map(|i| {
+                    // Number 5 duplicates the stored segment 0.
+                    let e = if i == 5 {
+                        finalized(0, 9, 0, 1)
+                    } else {
+                        finalized(i * 10, i * 10 + 9, 0, 1)
+                    };
+                    let (reply, answer) = mpsc::channel();
+                    index
+                        .writer
+                        .send(Command::Write(WriteOp::Add(vec![e]), reply))
+                        .unwrap();
+                    answer
+                })
+                .collect();
+            gate_tx.send(()).unwrap();
+            blocker.join().unwrap().unwrap();
+            for (i, answer) in (1..=10u64).zip(answers) {
+                match (i, answer.recv().unwrap()) {
+                    (5, Err(Failure::Index(IndexError::AlreadyExists { base_id: 0 }))) => {}
+                    (5, r) => panic!("duplicate gave {r:?}"),
+                    (_, r) => assert!(r.is_ok(), "write {i} gave {r:?}"),
+                }
+            }
+        });
+        let after = index.writer_stats();
+        assert_eq!(
+            after.transactions - before.transactions,
+            1,
+            "{before:?} -> {after:?}"
+        );
+        assert_eq!(after.commands - before.commands, 10);
+        assert_eq!(after.failed_transactions, 0);
+        let bases: Vec<u64> = index
+            .get_all_segments()
+            .unwrap()
+            .iter()
+            .map(|e| e.base_id)
+            .collect();
+        assert_eq!(
+            bases,
+            (0..=10).filter(|i| *i != 5).map(|i| i * 10).collect::<Vec<_>>()
+        );
+    }
+
+    /// With a batch limit, a long queue is split into several transactions.
+    #[test]
+    fn max_batch_bounds_a_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SqliteSegmentIndex::open_with(
+            dir.path().join("index.db"),
+            &crate::SqliteIndexOptions::default().max_batch(4),
+        )
+        .unwrap();
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let blocker = s.spawn(|| {
+                index.writer.exclusive(move |_| {
+                    entered_tx.send(()).unwrap();
+                    gate_rx.recv().unwrap();
+                    Ok(())
+                })
+            });
+            entered_rx.recv().unwrap();
+            let answers: Vec<_> = (0..10u64)
+                .map(|i| {
+                    let (reply, answer) = mpsc::channel();
+                    let op = WriteOp::Add(vec![finalized(i * 10, i * 10 + 9, 0, 1)]);
+                    index.writer.send(Command::Write(op, reply)).unwrap();
+                    answer
+                })
+                .collect();
+            gate_tx.send(()).unwrap();
+            blocker.join().unwrap().unwrap();
+            for answer in answers {
+                answer.recv().unwrap().unwrap();
+            }
+        });
+        let stats = index.writer_stats();
+        assert_eq!((stats.transactions, stats.commands), (3, 10), "{stats:?}");
+        assert_eq!(index.len().unwrap(), 10);
+    }
 }
