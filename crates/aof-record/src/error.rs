@@ -116,6 +116,15 @@ pub enum AofError {
         /// What gave it away.
         reason: &'static str,
     },
+    /// Segment files exist that the (empty) index does not know: the index
+    /// was lost or replaced. Open with `rebuild_index` to rebuild it by scanning.
+    #[error("{count} segment files from id {first} on are not in the index; open with rebuild_index to adopt them")]
+    UnindexedSegments {
+        /// Base id of the first such file.
+        first: u64,
+        /// How many there are.
+        count: u64,
+    },
     /// Too many readers are open at once.
     #[error("reader limit of {limit} exceeded")]
     ReaderLimitExceeded {

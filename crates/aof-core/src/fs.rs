@@ -1,0 +1,254 @@
+//! The storage abstraction the engine writes through: [`FileSystem`] and
+//! [`FileHandle`], with [`LocalFileSystem`] for real files.
+//!
+//! Every byte the engine persists goes through these traits, which makes them
+//! the seam for fault injection: the `fault-injection` feature's
+//! [`crate::testing::FaultyFileSystem`] keeps a durable image apart from the
+//! live one and "crashes" at a chosen operation.
+
+use bytes::Bytes;
+use std::fmt::Debug;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// How [`FileSystem::open`] opens a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenMode {
+    /// An existing file, read-only.
+    Read,
+    /// An existing file, for reading and writing.
+    ReadWrite,
+    /// A new file for reading and writing; fails if it exists.
+    CreateNew,
+}
+
+/// A directory tree of files, as the engine sees it.
+///
+/// Durability follows POSIX: file contents are durable after
+/// [`FileHandle::sync_data`]; creations, renames and removals are durable
+/// after [`FileSystem::sync_dir`] on the parent directory.
+pub trait FileSystem: Send + Sync + Debug + 'static {
+    /// Creates `dir` and its missing parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+
+    /// Names of the regular files directly inside `dir`.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+
+    /// Opens the file at `path`.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>>;
+
+    /// Whether a file exists at `path`.
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+
+    /// Atomically renames `from` to `to`, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes the file at `path`.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Takes an exclusive lock on the file at `path` (creating it), held until
+    /// the returned guard is dropped; fails with `WouldBlock` if another
+    /// holder has it.
+    fn lock_exclusive(&self, path: &Path) -> io::Result<Box<dyn LockGuard>>;
+}
+
+/// A held lock; dropping it releases the lock.
+pub trait LockGuard: Send + Sync + Debug {}
+
+/// An open file.
+#[expect(clippy::len_without_is_empty, reason = "a file's emptiness is never asked; len is its size")]
+pub trait FileHandle: Send + Sync + Debug {
+    /// Reads up to `buf.len()` bytes at `offset`; returns the count read (0 at the end).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+
+    /// Writes all of `buf` at `offset`, extending the file if needed.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+
+    /// Makes the file's contents durable (not necessarily its metadata other than size).
+    fn sync_data(&self) -> io::Result<()>;
+
+    /// Makes the file's contents and metadata durable.
+    fn sync_all(&self) -> io::Result<()>;
+
+    /// The file's length in bytes.
+    fn len(&self) -> io::Result<u64>;
+
+    /// Truncates or extends (with zeros) the file to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+
+    /// The whole file as shared bytes: a read-only memory map where the
+    /// implementation can, a copy otherwise. Only for files that no longer change.
+    fn map(&self) -> io::Result<Bytes>;
+}
+
+/// Conveniences over [`FileHandle`].
+pub trait FileHandleExt: FileHandle {
+    /// Reads exactly `buf.len()` bytes at `offset`, or fails with `UnexpectedEof`.
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `len` bytes at `offset` into a new vector; fewer at the end of the file.
+    fn read_vec_at(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            match self.read_at(&mut buf[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    }
+}
+
+impl<T: FileHandle + ?Sized> FileHandleExt for T {}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LocalFileSystem;
+
+impl LocalFileSystem {
+    /// The local file system, shared.
+    #[must_use]
+    pub fn shared() -> Arc<dyn FileSystem> {
+        Arc::new(Self)
+    }
+}
+
+/// A file of the local file system.
+#[derive(Debug)]
+pub struct LocalFile {
+    file: File,
+}
+
+#[derive(Debug)]
+struct LocalLock {
+    _file: File,
+}
+
+impl LockGuard for LocalLock {}
+
+impl FileSystem for LocalFileSystem {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file()
+                && let Ok(name) = entry.file_name().into_string()
+            {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+        let mut opts = OpenOptions::new();
+        match mode {
+            OpenMode::Read => opts.read(true),
+            OpenMode::ReadWrite => opts.read(true).write(true),
+            OpenMode::CreateNew => opts.read(true).write(true).create_new(true),
+        };
+        Ok(Arc::new(LocalFile {
+            file: opts.open(path)?,
+        }))
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        path.try_exists()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn lock_exclusive(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(LocalLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+impl FileHandle for LocalFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        FileExt::read_at(&self.file, buf, offset)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(&self.file, buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    #[expect(unsafe_code, reason = "memory-mapping a file is unsafe by nature")]
+    fn map(&self) -> io::Result<Bytes> {
+        if self.len()? == 0 {
+            return Ok(Bytes::new());
+        }
+        // SAFETY: the engine maps only finalized segments, which are never
+        // written or truncated again while mapped: retention and truncation
+        // remove whole files (unlinking leaves existing maps valid), and the
+        // writer never reopens a finalized file for writing. Another process
+        // modifying the file would break this; the directory lock keeps other
+        // aof writers out.
+        let map = unsafe { memmap2::Mmap::map(&self.file)? };
+        Ok(Bytes::from_owner(map))
+    }
+}

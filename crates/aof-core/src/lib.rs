@@ -1,0 +1,50 @@
+//! The aof engine: durable appends to segment files, crash recovery, and
+//! reads by id.
+//!
+//! An [`Aof`] owns one directory: segment files named by their first id,
+//! a `LOCK` file that keeps a second writer out, and (through the
+//! [`SegmentIndex`](aof_record::SegmentIndex) it is given) the segment index.
+//! Appends get contiguous, monotonic ids; the [`FlushStrategy`] decides when
+//! they become durable; a restart reads the index and scans only the active
+//! segment.
+//!
+//! # Example
+//!
+//! ```
+//! use aof_core::Aof;
+//! use aof_record::{AofConfig, FlushStrategy, MemorySegmentIndex};
+//! use std::sync::Arc;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let config = AofConfig::builder()
+//!     .segment_size(64 * 1024)
+//!     .flush_strategy(FlushStrategy::Sync)
+//!     .build()
+//!     .unwrap();
+//! let index = Arc::new(MemorySegmentIndex::new());
+//! let log = Aof::open(dir.path(), config, index).unwrap();
+//! let id = log.append(b"hello").unwrap();
+//! assert_eq!(log.durable_id(), Some(id)); // Sync: durable on return
+//! assert_eq!(log.read(id).unwrap().as_deref(), Some(&b"hello"[..]));
+//! assert_eq!(log.read(id + 1).unwrap(), None);
+//! log.close_blocking().unwrap();
+//! ```
+//!
+//! Durability, recovery and locking rules are stated where they are kept:
+//! [`engine`] and [`recovery`].
+
+pub mod engine;
+pub mod fs;
+pub mod metrics;
+pub mod recovery;
+pub mod segment;
+#[cfg(feature = "fault-injection")]
+pub mod testing;
+
+pub use aof_flush::FlushMetricsSnapshot;
+pub use aof_record::{AofConfig, AofError, AofResult, FlushStrategy};
+pub use engine::{Aof, AofOptions, SystemTime, TimeSource};
+pub use fs::{FileHandle, FileSystem, LocalFileSystem, OpenMode};
+pub use metrics::PerformanceMetrics;
+pub use recovery::{entries_from_files, rebuild_index};
+pub use segment::FinalizedSegment;

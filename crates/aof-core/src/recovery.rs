@@ -1,0 +1,297 @@
+//! Opening a log after a clean close or a crash.
+//!
+//! Recovery reads the index, not the log: finalized segments are only
+//! checked to exist. The one segment that is read is the active one, scanned
+//! to rebuild its in-memory offset table and to find where its data ends.
+//!
+//! | found on open | what recovery does |
+//! |---|---|
+//! | leftover `*.seg.tmp`, `prealloc-*.tmp` | removed (a crash before their rename) |
+//! | torn or zeroed tail in the active segment | cut: bytes saved beside it as `<name>.torn-<offset>`, the range zeroed, logged |
+//! | invalid record followed by a valid one | [`AofError::Corruption`] naming segment and offset; nothing changed |
+//! | active segment (per index) that has a footer | finalize completed in the index (crash after sealing, before the index commit) |
+//! | segment file continuing the sequence, not in the index | adopted (crash before the index commit of a new segment) |
+//! | finalized segment whose file is missing | [`AofError::MissingSegment`] |
+//! | empty index, segment files present | [`AofError::UnindexedSegments`] unless `rebuild_index` is set, then rebuilt by scanning |
+//! | other files | left alone |
+
+use crate::engine::recovery_support::{
+    entry_from_finalized, finalized_entry, fresh, has_footer, is_temp, recovered, segment_base,
+};
+use crate::engine::{AofOptions, Recovered};
+use crate::fs::{FileHandle, FileSystem, OpenMode};
+use crate::segment::{path_in, read_whole, scan_records};
+use aof_record::segment::SegmentHeader;
+use aof_record::{AofError, AofResult, SegmentEntry, SegmentIndex, SegmentStatus};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex) -> AofResult<Recovered> {
+    let fs = options.fs.as_ref();
+    let max = options.config.max_record_size();
+    let names = fs.list(dir).map_err(|e| AofError::io(dir, e))?;
+    let mut removed = false;
+    for name in names.iter().filter(|n| is_temp(n)) {
+        let path = path_in(dir, name);
+        log::info!("removing leftover temp file {}", path.display());
+        fs.remove_file(&path).map_err(|e| AofError::io(&path, e))?;
+        removed = true;
+    }
+    if removed {
+        fs.sync_dir(dir).map_err(|e| AofError::io(dir, e))?;
+    }
+    let files: BTreeMap<u64, String> = names
+        .iter()
+        .filter_map(|n| segment_base(n).map(|b| (b, n.clone())))
+        .collect();
+
+    let mut entries = index.get_all_segments()?;
+    if entries.is_empty()
+        && let Some((&first, _)) = files.iter().next()
+    {
+        if !options.rebuild_index {
+            return Err(AofError::UnindexedSegments {
+                first,
+                count: files.len() as u64,
+            });
+        }
+        log::warn!(
+            "index of {} is empty; rebuilding it from {} segment files",
+            dir.display(),
+            files.len()
+        );
+        rebuild_from(fs, dir, index, &files, max)?;
+        entries = index.get_all_segments()?;
+    }
+
+    let mut finalized: Vec<SegmentEntry> = Vec::new();
+    let mut active: Option<SegmentEntry> = None;
+    let mut next_id = 0u64;
+    for e in entries {
+        if let Some(a) = &active {
+            // Only the last entry may be active.
+            return Err(AofError::SegmentMismatch {
+                segment: e.base_id,
+                what: "segment after the active segment",
+                expected: a.base_id,
+                actual: e.base_id,
+            });
+        }
+        next_id = next_id.max(e.next_id());
+        match e.status {
+            SegmentStatus::Active => active = Some(e),
+            SegmentStatus::Finalized | SegmentStatus::ArchivedCached => {
+                if !files.contains_key(&e.base_id) {
+                    return Err(AofError::MissingSegment {
+                        segment: e.base_id,
+                        path: path_in(dir, &local_name(&e)),
+                    });
+                }
+                finalized.push(e);
+            }
+            // Archived-only segments have no local file to check.
+            _ => {}
+        }
+    }
+    if let Some(a) = &active {
+        next_id = a.base_id;
+    }
+
+    let mut torn_cut = 0;
+    let mut current = match &active {
+        Some(a) => Some((a.base_id, local_name(a))),
+        None => files.get(&next_id).map(|n| (next_id, n.clone())),
+    };
+    while let Some((base, name)) = current.take() {
+        let path = path_in(dir, &name);
+        if !files.contains_key(&base) {
+            return Err(AofError::MissingSegment { segment: base, path });
+        }
+        let (file, data) = read_whole(fs, &path)?;
+        let header = SegmentHeader::decode(&data).map_err(|source| AofError::InvalidSegmentFile {
+            path: path.clone(),
+            source,
+        })?;
+        if header.base_id != base {
+            return Err(AofError::SegmentMismatch {
+                segment: base,
+                what: "base id in the segment header",
+                expected: base,
+                actual: header.base_id,
+            });
+        }
+        if has_footer(&data) {
+            // Sealed before the crash; the index commit did not happen.
+            let entry = entry_from_finalized(&data, &path, &name, base, max)?;
+            log::info!("completing the finalization of segment {base}");
+            put(index, &entry)?;
+            index.sync()?;
+            next_id = entry.next_id();
+            finalized.push(entry);
+            current = files.get(&next_id).map(|n| (next_id, n.clone()));
+            continue;
+        }
+        let scan = scan_records(base, &data, max)?;
+        if let Some((start, end)) = scan.torn {
+            cut_torn_tail(
+                fs,
+                dir,
+                &name,
+                file.as_ref(),
+                &data[start as usize..end as usize],
+                start,
+            )?;
+            torn_cut += 1;
+        }
+        if index.get_entry(base)?.is_none() {
+            log::info!("adopting segment {base}, which is not in the index");
+            index.add_entry(&SegmentEntry::new_active(
+                base,
+                header.created_at_us,
+                name.clone(),
+            ))?;
+        }
+        let last = (!scan.offsets.is_empty()).then(|| base + scan.offsets.len() as u64 - 1);
+        index.update_segment_tail(base, last, scan.data_end)?;
+        index.sync()?;
+        return Ok(recovered(
+            base,
+            path,
+            file,
+            &data,
+            scan,
+            header.created_at_us,
+            finalized,
+            dir,
+            torn_cut,
+            0,
+        ));
+    }
+    let created = options
+        .time
+        .now_us()
+        .max(finalized.last().and_then(|e| e.finalized_at).unwrap_or(0));
+    fresh(fs, dir, index, next_id, created, finalized, torn_cut)
+}
+
+fn local_name(e: &SegmentEntry) -> String {
+    e.local_path
+        .clone()
+        .unwrap_or_else(|| aof_record::segment::segment_file_name(e.base_id))
+}
+
+fn put(index: &dyn SegmentIndex, entry: &SegmentEntry) -> AofResult<()> {
+    if index.get_entry(entry.base_id)?.is_some() {
+        index.update_entry(entry)?;
+    } else {
+        index.add_entry(entry)?;
+    }
+    Ok(())
+}
+
+/// Saves the torn bytes beside the segment for inspection, then zeroes them
+/// in the segment, so the next append continues after the last valid record.
+fn cut_torn_tail(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    name: &str,
+    file: &dyn FileHandle,
+    torn: &[u8],
+    offset: u64,
+) -> AofResult<()> {
+    let mut keep = path_in(dir, &format!("{name}.torn-{offset}"));
+    let mut n = 1;
+    while fs.exists(&keep).map_err(|e| AofError::io(&keep, e))? {
+        keep = path_in(dir, &format!("{name}.torn-{offset}.{n}"));
+        n += 1;
+    }
+    let saved = fs
+        .open(&keep, OpenMode::CreateNew)
+        .map_err(|e| AofError::io(&keep, e))?;
+    saved
+        .write_all_at(torn, 0)
+        .and_then(|()| saved.sync_all())
+        .map_err(|e| AofError::io(&keep, e))?;
+    fs.sync_dir(dir).map_err(|e| AofError::io(dir, e))?;
+    let seg_path = path_in(dir, name);
+    file.write_all_at(&vec![0u8; torn.len()], offset)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| AofError::io(&seg_path, e))?;
+    log::warn!(
+        "segment {}: cut a torn tail of {} bytes at offset {offset}; saved as {}",
+        seg_path.display(),
+        torn.len(),
+        keep.display()
+    );
+    Ok(())
+}
+
+/// Scans every segment file in `dir` and adds the entries they describe to
+/// the (empty) `index`: sealed files as finalized, the last unsealed one as
+/// active. Reads every byte of every segment; returns the number of entries.
+pub fn rebuild_index(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    index: &dyn SegmentIndex,
+    max_record_size: u32,
+) -> AofResult<usize> {
+    let names = fs.list(dir).map_err(|e| AofError::io(dir, e))?;
+    let files: BTreeMap<u64, String> = names
+        .iter()
+        .filter_map(|n| segment_base(n).map(|b| (b, n.clone())))
+        .collect();
+    rebuild_from(fs, dir, index, &files, max_record_size)
+}
+
+/// The entries a rebuild from the files in `dir` gives, without touching any index.
+pub fn entries_from_files(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    max_record_size: u32,
+) -> AofResult<Vec<SegmentEntry>> {
+    let names = fs.list(dir).map_err(|e| AofError::io(dir, e))?;
+    let mut out = Vec::new();
+    let files: Vec<(u64, String)> = names
+        .iter()
+        .filter_map(|n| segment_base(n).map(|b| (b, n.clone())))
+        .collect();
+    let count = files.len();
+    for (i, (base, name)) in files.into_iter().enumerate() {
+        let path = path_in(dir, &name);
+        let (_, data) = read_whole(fs, &path)?;
+        if has_footer(&data) {
+            out.push(finalized_entry(fs, dir, &name, base, max_record_size)?);
+            continue;
+        }
+        if i + 1 != count {
+            return Err(AofError::InvalidFooter {
+                segment: base,
+                source: aof_record::FooterError::Missing,
+            });
+        }
+        let header = SegmentHeader::decode(&data).map_err(|source| AofError::InvalidSegmentFile {
+            path: path.clone(),
+            source,
+        })?;
+        let scan = scan_records(base, &data, max_record_size)?;
+        let mut e = SegmentEntry::new_active(base, header.created_at_us, name);
+        let last = (!scan.offsets.is_empty()).then(|| base + scan.offsets.len() as u64 - 1);
+        e.set_tail(last, scan.data_end)?;
+        out.push(e);
+    }
+    Ok(out)
+}
+
+fn rebuild_from(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    index: &dyn SegmentIndex,
+    files: &BTreeMap<u64, String>,
+    max_record_size: u32,
+) -> AofResult<usize> {
+    let _ = files;
+    let entries = entries_from_files(fs, dir, max_record_size)?;
+    index.add_entries(&entries)?;
+    index.sync()?;
+    Ok(entries.len())
+}
