@@ -1,1 +1,2 @@
+//! Placeholder; replaced by the recording benchmarks.
 fn main() {}
