@@ -1,1 +1,241 @@
-fn main() {}
+//! SqliteSegmentIndex against raw rusqlite on the same schema, same file
+//! settings (WAL, synchronous = NORMAL), measured in the same run:
+//!
+//! * batched insert: `add_entries` of 20 000 entries (checks, writer thread
+//!   and all) vs. one transaction of prepared INSERTs;
+//! * point lookup: `find_segment_for_id` (pooled reader, decode into a
+//!   `SegmentEntry`) vs. the same "largest base_id <= x" SELECT on one
+//!   connection, reading the same 13 columns; and `get_entry` vs. a primary
+//!   key SELECT.
+//!
+//! `cargo bench -p aof-index-sqlite`; compare the throughput lines of each
+//! group (the target is ≥ 0.7 × raw).
+
+use aof_index_sqlite::encoding::{bits, ord};
+use aof_index_sqlite::{SegmentIndex, SqliteSegmentIndex};
+use aof_record::SegmentEntry;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use rusqlite::{Connection, params};
+use std::hint::black_box;
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE segments (
+  base_id INTEGER PRIMARY KEY, last_id INTEGER NOT NULL, record_count INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, finalized_at INTEGER, archived_at INTEGER,
+  status TEXT NOT NULL, uncompressed_checksum INTEGER, compressed_checksum INTEGER,
+  original_size INTEGER NOT NULL, compressed_size INTEGER, compression_ratio REAL,
+  local_path TEXT, archive_key TEXT);
+CREATE INDEX idx_segments_last_id ON segments(last_id);
+CREATE INDEX idx_segments_status ON segments(status, base_id);
+CREATE INDEX idx_segments_finalized_at ON segments(finalized_at) WHERE finalized_at IS NOT NULL;
+";
+
+const COLS: &str = "base_id, last_id, record_count, created_at, finalized_at, archived_at, status, \
+     uncompressed_checksum, compressed_checksum, original_size, compressed_size, local_path, archive_key";
+
+const INSERT_N: u64 = 20_000;
+const TABLE_N: u64 = 100_000;
+const LOOKUPS: u64 = 1_000;
+const SPAN: u64 = 1_000;
+
+fn entry(i: u64) -> SegmentEntry {
+    let base = i * SPAN;
+    SegmentEntry::new_active(base, 1_700_000_000_000_000 + i, format!("{base:020}.seg"))
+        .finalize(
+            Some(base + SPAN - 1),
+            1 << 26,
+            base ^ 0x5555,
+            1_700_000_000_000_000 + i + 1,
+        )
+        .expect("finalizes")
+}
+
+fn raw_open(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .unwrap();
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY; \
+         PRAGMA mmap_size = 268435456;",
+    )
+    .unwrap();
+    conn
+}
+
+fn raw_insert(conn: &mut Connection, entries: &[SegmentEntry]) {
+    let tx = conn.transaction().unwrap();
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT INTO segments (base_id, last_id, record_count, created_at, finalized_at, archived_at, \
+                 status, uncompressed_checksum, compressed_checksum, original_size, compressed_size, \
+                 compression_ratio, local_path, archive_key) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )
+            .unwrap();
+        for e in entries {
+            stmt.execute(params![
+                ord(e.base_id),
+                ord(e.last_id),
+                bits(e.record_count),
+                ord(e.created_at),
+                e.finalized_at.map(ord),
+                e.archived_at.map(ord),
+                e.status.as_str(),
+                e.uncompressed_checksum.map(bits),
+                e.compressed_checksum.map(bits),
+                bits(e.original_size),
+                e.compressed_size.map(bits),
+                e.compression_ratio(),
+                e.local_path.as_deref(),
+                e.archive_key.as_deref(),
+            ])
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+type RawRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    String,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+    ))
+}
+
+/// A fixed pseudo-random sequence of ids inside the table.
+fn ids() -> Vec<u64> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..LOOKUPS)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % (TABLE_N * SPAN)
+        })
+        .collect()
+}
+
+fn batched_insert(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let entries: Vec<SegmentEntry> = (0..INSERT_N).map(entry).collect();
+    let mut group = c.benchmark_group("batched_insert");
+    group.throughput(Throughput::Elements(INSERT_N));
+    group.sample_size(20);
+    let mut n = 0u64;
+    group.bench_function("raw_rusqlite", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                let path = dir.path().join(format!("raw-{n}.db"));
+                let conn = raw_open(&path);
+                conn.execute_batch(SCHEMA).unwrap();
+                conn
+            },
+            |mut conn| {
+                raw_insert(&mut conn, &entries);
+                conn
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.bench_function("sqlite_segment_index", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                SqliteSegmentIndex::open(dir.path().join(format!("index-{n}.db"))).unwrap()
+            },
+            |index| {
+                index.add_entries(&entries).unwrap();
+                index
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+}
+
+fn point_lookup(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let entries: Vec<SegmentEntry> = (0..TABLE_N).map(entry).collect();
+    let mut raw = raw_open(&dir.path().join("raw.db"));
+    raw.execute_batch(SCHEMA).unwrap();
+    raw_insert(&mut raw, &entries);
+    let index = SqliteSegmentIndex::open(dir.path().join("index.db")).unwrap();
+    index.add_entries(&entries).unwrap();
+    index.sync().unwrap();
+    let ids = ids();
+    let floor_sql = format!("SELECT {COLS} FROM segments WHERE base_id <= ?1 ORDER BY base_id DESC LIMIT 1");
+    let pk_sql = format!("SELECT {COLS} FROM segments WHERE base_id = ?1");
+
+    let mut group = c.benchmark_group("find_segment_for_id");
+    group.throughput(Throughput::Elements(LOOKUPS));
+    group.bench_function("raw_rusqlite", |b| {
+        b.iter(|| {
+            for &id in &ids {
+                let mut stmt = raw.prepare_cached(&floor_sql).unwrap();
+                black_box(stmt.query_row([ord(id)], raw_row).unwrap());
+            }
+        });
+    });
+    group.bench_function("sqlite_segment_index", |b| {
+        b.iter(|| {
+            for &id in &ids {
+                black_box(index.find_segment_for_id(id).unwrap().unwrap());
+            }
+        });
+    });
+    group.finish();
+
+    let bases: Vec<u64> = ids.iter().map(|id| id / SPAN * SPAN).collect();
+    let mut group = c.benchmark_group("get_entry");
+    group.throughput(Throughput::Elements(LOOKUPS));
+    group.bench_function("raw_rusqlite", |b| {
+        b.iter(|| {
+            for &base in &bases {
+                let mut stmt = raw.prepare_cached(&pk_sql).unwrap();
+                black_box(stmt.query_row([ord(base)], raw_row).unwrap());
+            }
+        });
+    });
+    group.bench_function("sqlite_segment_index", |b| {
+        b.iter(|| {
+            for &base in &bases {
+                black_box(index.get_entry(base).unwrap().unwrap());
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, batched_insert, point_lookup);
+criterion_main!(benches);
