@@ -36,26 +36,42 @@ pub(crate) fn decode_id_key(key: &[u8]) -> Result<u64, IndexError> {
     Ok(u64::from_be_bytes(bytes))
 }
 
-/// The byte that stands for a status in the entry value and the status table.
-pub(crate) const fn status_byte(status: SegmentStatus) -> u8 {
+/// The byte that stands for a status in the entry value and the status
+/// table; `None` for a status this format version has no byte for.
+const fn status_byte(status: SegmentStatus) -> Option<u8> {
     match status {
-        SegmentStatus::Active => 1,
-        SegmentStatus::Finalized => 2,
-        SegmentStatus::ArchivedCached => 3,
-        SegmentStatus::ArchivedRemote => 4,
+        SegmentStatus::Active => Some(1),
+        SegmentStatus::Finalized => Some(2),
+        SegmentStatus::ArchivedCached => Some(3),
+        SegmentStatus::ArchivedRemote => Some(4),
+        _ => None,
     }
 }
 
+/// [`status_byte`], or an error naming the status this format cannot store.
+fn status_code(status: SegmentStatus) -> Result<u8, IndexError> {
+    status_byte(status).ok_or_else(|| IndexError::Backend {
+        backend: "mdbx",
+        source: format!(
+            "status {status} has no code in format version {}",
+            crate::FORMAT_VERSION
+        )
+        .into(),
+    })
+}
+
 fn status_from_byte(byte: u8) -> Option<SegmentStatus> {
-    SegmentStatus::ALL.into_iter().find(|s| status_byte(*s) == byte)
+    SegmentStatus::ALL
+        .into_iter()
+        .find(|s| status_byte(*s) == Some(byte))
 }
 
 /// The key of the status table: status byte, then the base id big-endian.
-pub(crate) fn status_key(status: SegmentStatus, base_id: u64) -> [u8; 9] {
+pub(crate) fn status_key(status: SegmentStatus, base_id: u64) -> Result<[u8; 9], IndexError> {
     let mut key = [0; 9];
-    key[0] = status_byte(status);
+    key[0] = status_code(status)?;
     key[1..].copy_from_slice(&base_id.to_be_bytes());
-    key
+    Ok(key)
 }
 
 /// Reads a key of the status table; `None` if it belongs to another status.
@@ -65,7 +81,7 @@ pub(crate) fn decode_status_key(key: &[u8], status: SegmentStatus) -> Result<Opt
         field: "status table key",
     };
     let (&first, rest) = key.split_first().ok_or_else(corrupt)?;
-    if first != status_byte(status) {
+    if Some(first) != status_byte(status) {
         return Ok(None);
     }
     let bytes: [u8; 8] = rest.try_into().map_err(|_| corrupt())?;
@@ -128,7 +144,7 @@ pub(crate) fn encode_entry(e: &SegmentEntry, out: &mut Vec<u8>) -> Result<(), In
     }
     out.clear();
     out.reserve(HEADER_LEN + local.len() + archive.len());
-    out.extend_from_slice(&[ENTRY_LAYOUT, status_byte(e.status), flags, 0]);
+    out.extend_from_slice(&[ENTRY_LAYOUT, status_code(e.status)?, flags, 0]);
     for v in [
         e.base_id,
         e.last_id,
@@ -380,15 +396,20 @@ mod tests {
         let ids = [0u64, 1, 255, 256, u64::MAX - 1, u64::MAX];
         for w in ids.windows(2) {
             assert!(id_key(w[0]) < id_key(w[1]));
-            assert!(status_key(SegmentStatus::Finalized, w[0]) < status_key(SegmentStatus::Finalized, w[1]));
+            let key = |id| status_key(SegmentStatus::Finalized, id).unwrap();
+            assert!(key(w[0]) < key(w[1]));
         }
-        assert!(status_key(SegmentStatus::Active, u64::MAX) < status_key(SegmentStatus::Finalized, 0));
+        let active9 = status_key(SegmentStatus::Active, 9).unwrap();
+        assert!(
+            status_key(SegmentStatus::Active, u64::MAX).unwrap()
+                < status_key(SegmentStatus::Finalized, 0).unwrap()
+        );
         assert_eq!(
-            decode_status_key(&status_key(SegmentStatus::Active, 9), SegmentStatus::Active).unwrap(),
+            decode_status_key(&active9, SegmentStatus::Active).unwrap(),
             Some(9)
         );
         assert_eq!(
-            decode_status_key(&status_key(SegmentStatus::Active, 9), SegmentStatus::Finalized).unwrap(),
+            decode_status_key(&active9, SegmentStatus::Finalized).unwrap(),
             None
         );
     }

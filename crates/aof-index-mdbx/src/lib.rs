@@ -310,7 +310,7 @@ impl MdbxSegmentIndex {
             let by_status = txn.open_table(Some(BY_STATUS)).map_err(mdbx)?;
             let mut cursor = txn.cursor(&by_status).map_err(mdbx)?;
             let Some((key, ())) = cursor
-                .set_upperbound::<Bytes<'_>, ()>(&status_key(status, u64::MAX))
+                .set_upperbound::<Bytes<'_>, ()>(&status_key(status, u64::MAX)?)
                 .map_err(mdbx)?
             else {
                 return Ok(None);
@@ -492,12 +492,12 @@ impl<'t, 'db> Writer<'t, 'db> {
         .map_err(mdbx)?;
         if old.is_none_or(|o| o.status != entry.status) {
             if let Some(o) = old {
-                txn.del(&self.by_status, status_key(o.status, o.base_id), None)
+                txn.del(&self.by_status, status_key(o.status, o.base_id)?, None)
                     .map_err(mdbx)?;
             }
             txn.put(
                 &self.by_status,
-                status_key(entry.status, entry.base_id),
+                status_key(entry.status, entry.base_id)?,
                 [],
                 WriteFlags::empty(),
             )
@@ -541,7 +541,7 @@ impl<'t, 'db> Writer<'t, 'db> {
         };
         let txn = self.txn;
         txn.del(&self.entries, id_key(base_id), None).map_err(mdbx)?;
-        txn.del(&self.by_status, status_key(old.status, base_id), None)
+        txn.del(&self.by_status, status_key(old.status, base_id)?, None)
             .map_err(mdbx)?;
         txn.del(&self.by_time, time_key(&old), None).map_err(mdbx)?;
         Ok(Some(old))
@@ -730,7 +730,7 @@ impl SegmentIndex for MdbxSegmentIndex {
             let mut cursor = txn.cursor(&by_status).map_err(mdbx)?;
             let mut out = Vec::new();
             let mut row = cursor
-                .set_range::<Bytes<'_>, ()>(&status_key(status, 0))
+                .set_range::<Bytes<'_>, ()>(&status_key(status, 0)?)
                 .map_err(mdbx)?;
             while let Some((k, ())) = row {
                 let Some(base_id) = decode_status_key(&k, status)? else {
