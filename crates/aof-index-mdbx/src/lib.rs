@@ -118,6 +118,7 @@ use libmdbx::{
     Transaction, TransactionKind, WriteFlags,
 };
 use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Version of the environment's layout (tables, keys and entry encoding)
@@ -197,12 +198,13 @@ fn mdbx(e: libmdbx::Error) -> IndexError {
 /// file" becomes [`IndexError::NotAnIndex`].
 fn open_error(path: &Path, e: libmdbx::Error) -> IndexError {
     match e {
-        libmdbx::Error::Invalid | libmdbx::Error::VersionMismatch | libmdbx::Error::Corrupted => {
-            IndexError::NotAnIndex {
-                path: path.to_owned(),
-                reason: "not an MDBX environment",
-            }
-        }
+        libmdbx::Error::Invalid
+        | libmdbx::Error::NoData
+        | libmdbx::Error::VersionMismatch
+        | libmdbx::Error::Corrupted => IndexError::NotAnIndex {
+            path: path.to_owned(),
+            reason: "not an MDBX environment",
+        },
         libmdbx::Error::Incompatible => IndexError::NotAnIndex {
             path: path.to_owned(),
             reason: "an MDBX environment with tables of another layout",
@@ -285,6 +287,67 @@ impl MdbxSegmentIndex {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Reads every table in one snapshot and checks that they agree: every
+    /// entry decodes and has exactly one status row and one time row, no row
+    /// points at a missing entry, and `max_span` bounds every closed entry.
+    ///
+    /// Returns the number of entries; fails with [`IndexError::CorruptEntry`]
+    /// naming the first entry and table that disagree.
+    pub fn verify(&self) -> IndexResult<usize> {
+        self.read(|txn| {
+            let open = |name| txn.open_table(Some(name)).map_err(mdbx);
+            let (entries, by_status, by_time, meta) =
+                (open(ENTRIES)?, open(BY_STATUS)?, open(BY_TIME)?, open(META)?);
+            let max_span = read_max_span(txn, &meta)?;
+            let mut want_status = BTreeSet::new();
+            let mut want_time = BTreeMap::new();
+            let mut cursor = txn.cursor(&entries).map_err(mdbx)?;
+            for row in cursor.iter_start::<Bytes<'_>, Bytes<'_>>() {
+                let (k, v) = row.map_err(mdbx)?;
+                let e = decode_row(&k, &v)?;
+                if let Some(end) = e.finalized_at.filter(|&f| f != u64::MAX)
+                    && end.saturating_sub(e.created_at) > max_span
+                {
+                    return Err(IndexError::CorruptEntry {
+                        base_id: e.base_id,
+                        field: "aof.meta max_span",
+                    });
+                }
+                want_status.insert(status_key(e.status, e.base_id)?.to_vec());
+                want_time.insert(time_key(&e).to_vec(), e.created_at.to_be_bytes().to_vec());
+            }
+            let mut status_rows = BTreeSet::new();
+            let mut cursor = txn.cursor(&by_status).map_err(mdbx)?;
+            for row in cursor.iter_start::<Vec<u8>, Vec<u8>>() {
+                let (k, v) = row.map_err(mdbx)?;
+                // A status row has an empty value; a non-empty one cannot match.
+                status_rows.insert(if v.is_empty() { k } else { Vec::new() });
+            }
+            if let Some(k) = want_status.symmetric_difference(&status_rows).next() {
+                return Err(IndexError::CorruptEntry {
+                    base_id: k.get(1..).and_then(decode_meta_u64).unwrap_or(0),
+                    field: "status table row",
+                });
+            }
+            let mut cursor = txn.cursor(&by_time).map_err(mdbx)?;
+            let time_rows = cursor
+                .iter_start::<Vec<u8>, Vec<u8>>()
+                .collect::<Result<BTreeMap<_, _>, _>>()
+                .map_err(mdbx)?;
+            if let Some(key) = want_time
+                .keys()
+                .chain(time_rows.keys())
+                .find(|k| want_time.get(*k) != time_rows.get(*k))
+            {
+                return Err(IndexError::CorruptEntry {
+                    base_id: key.get(8..).and_then(decode_meta_u64).unwrap_or(0),
+                    field: "time table row",
+                });
+            }
+            Ok(want_time.len())
+        })
     }
 
     fn read<T>(&self, f: impl FnOnce(&Txn<'_, RO>) -> IndexResult<T>) -> IndexResult<T> {
