@@ -73,6 +73,21 @@ impl FlushStrategy {
     }
 }
 
+/// Which segment index backend the facade crate (`aof`) opens.
+///
+/// The engine itself takes any `SegmentIndex`; this field lets a
+/// configuration file choose between the two persistent backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum IndexBackend {
+    /// SQLite (WAL, one writer, a read pool): `index.sqlite` in the log directory.
+    #[default]
+    Sqlite,
+    /// libmdbx: `index.mdbx` in the log directory.
+    Mdbx,
+}
+
 /// Names a configuration field in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -247,6 +262,7 @@ pub struct AofConfig {
     archive_backpressure_segments: u64,
     archive_backpressure_bytes: u64,
     index_path: Option<PathBuf>,
+    index_backend: IndexBackend,
     max_record_size: u32,
 }
 
@@ -357,6 +373,12 @@ impl AofConfig {
     #[must_use]
     pub fn index_path(&self) -> Option<&Path> {
         self.index_path.as_deref()
+    }
+
+    /// Which index backend the facade opens. Default [`IndexBackend::Sqlite`].
+    #[must_use]
+    pub fn index_backend(&self) -> IndexBackend {
+        self.index_backend
     }
 
     /// Largest payload in bytes. Default 16 MiB, capped so one record fits a segment.
@@ -494,6 +516,7 @@ pub struct AofConfigBuilder {
     archive_backpressure_segments: u64,
     archive_backpressure_bytes: u64,
     index_path: Option<PathBuf>,
+    index_backend: IndexBackend,
     /// `None` picks the default, capped to what the segment size allows.
     max_record_size: Option<u32>,
 }
@@ -515,6 +538,7 @@ impl Default for AofConfigBuilder {
             archive_backpressure_segments: 64,
             archive_backpressure_bytes: 4 << 30,
             index_path: None,
+            index_backend: IndexBackend::Sqlite,
             max_record_size: None,
         }
     }
@@ -558,6 +582,8 @@ impl AofConfigBuilder {
         archive_backpressure_segments: u64,
         /// Sets [`AofConfig::archive_backpressure_bytes`].
         archive_backpressure_bytes: u64,
+        /// Sets [`AofConfig::index_backend`].
+        index_backend: IndexBackend,
     }
 
     /// Sets [`AofConfig::index_path`].
@@ -592,6 +618,7 @@ impl AofConfigBuilder {
             archive_backpressure_segments: self.archive_backpressure_segments,
             archive_backpressure_bytes: self.archive_backpressure_bytes,
             index_path: self.index_path,
+            index_backend: self.index_backend,
             max_record_size: self.max_record_size.unwrap_or(default_max),
         };
         config.validate()?;
@@ -623,6 +650,7 @@ impl From<AofConfig> for AofConfigBuilder {
             archive_backpressure_segments: c.archive_backpressure_segments,
             archive_backpressure_bytes: c.archive_backpressure_bytes,
             index_path: c.index_path,
+            index_backend: c.index_backend,
             max_record_size: Some(c.max_record_size),
         }
     }

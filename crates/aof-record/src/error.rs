@@ -118,12 +118,21 @@ pub enum AofError {
     },
     /// Segment files exist that the (empty) index does not know: the index
     /// was lost or replaced. Open with `rebuild_index` to rebuild it by scanning.
-    #[error("{count} segment files from id {first} on are not in the index; open with rebuild_index to adopt them")]
+    #[error(
+        "{count} segment files from id {first} on are not in the index; open with rebuild_index to adopt them"
+    )]
     UnindexedSegments {
         /// Base id of the first such file.
         first: u64,
         /// How many there are.
         count: u64,
+    },
+    /// The configuration names an index backend this build leaves out
+    /// (enable the facade's feature of the same name).
+    #[error("index backend {backend:?} is not built in; enable its feature")]
+    BackendNotBuilt {
+        /// The backend asked for.
+        backend: crate::config::IndexBackend,
     },
     /// Too many readers are open at once.
     #[error("reader limit of {limit} exceeded")]
