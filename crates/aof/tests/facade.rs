@@ -1,6 +1,6 @@
 //! The facade on its embedded defaults: local files and the SQLite index.
 
-use aof::{Aof, AofConfig, AofError, FlushStrategy, SQLITE_INDEX_FILE};
+use aof::{Aof, AofConfig, FlushStrategy, SQLITE_INDEX_FILE};
 use std::io::BufRead;
 
 fn config() -> AofConfig {
@@ -41,7 +41,7 @@ fn a_backend_left_out_of_the_build_is_a_clear_error() {
         .unwrap();
     assert!(matches!(
         Aof::open(dir.path(), config),
-        Err(AofError::BackendNotBuilt { .. })
+        Err(aof::AofError::BackendNotBuilt { .. })
     ));
 }
 
