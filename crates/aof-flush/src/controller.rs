@@ -18,9 +18,9 @@ use std::time::Duration;
 ///
 /// # Invariants
 ///
-/// * Call `record_append` only after the appended bytes have been handed to
-///   the file (written into the OS page cache or the mapped region), so that
-///   a flush started afterwards covers them. `flush_with` then counts as
+/// * Call `record_append` only once a flush started afterwards would cover
+///   the appended bytes: they are in the file (page cache or mapped region),
+///   or in a buffer that the flush writes out before it syncs. `flush_with` then counts as
 ///   durable exactly the work whose `record_append` happened before it
 ///   started; work appended while it runs stays pending.
 /// * Pending work is kept as two monotonic counters, appended and durable;
@@ -102,7 +102,7 @@ impl FlushController {
     #[inline]
     fn pending_counts(&self) -> (u64, u64) {
         let (ar, ab) = self.metrics.appended();
-        let (dr, db) = self.metrics.durable();
+        let (dr, db) = self.metrics.flushed_through();
         // Durable first: it never exceeds a later reading of appended.
         let (dr, db) = (dr.load(Ordering::Acquire), db.load(Ordering::Acquire));
         let (ar, ab) = (ar.load(Ordering::Acquire), ab.load(Ordering::Acquire));
@@ -133,7 +133,7 @@ impl FlushController {
         let result = f();
         let end = self.clock.now();
         let latency = end.saturating_sub(start);
-        let (durable_records, durable_bytes) = self.metrics.durable();
+        let (durable_records, durable_bytes) = self.metrics.flushed_through();
         let (records, bytes, success) = if result.is_ok() {
             let before_records = durable_records.fetch_max(target_records, Ordering::AcqRel);
             let before_bytes = durable_bytes.fetch_max(target_bytes, Ordering::AcqRel);
@@ -152,7 +152,7 @@ impl FlushController {
             )
         };
         self.metrics
-            .record_at(kind, records, bytes, latency, success, end);
+            .record_controlled(kind, records, bytes, latency, success, end);
         result
     }
 
@@ -259,5 +259,19 @@ mod tests {
             (m.failed_flushes(), m.successful_flushes(), m.records_flushed()),
             (1, 0, 0)
         );
+    }
+
+    #[test]
+    fn flushes_recorded_directly_move_the_gauges_but_not_the_controller() {
+        let c = FlushController::with_clock(FlushStrategy::Batched(5), Arc::new(ManualClock::new()));
+        assert!(!c.record_append(4, 40).is_now());
+        c.metrics()
+            .record_flush(FlushKind::Forced, 3, 30, Duration::from_micros(1), true);
+        assert_eq!(
+            (c.metrics().pending_records(), c.metrics().pending_bytes()),
+            (1, 10)
+        );
+        assert_eq!(c.pending().records, 4);
+        assert_eq!(c.record_append(1, 10), FlushDecision::Now(FlushKind::Batched));
     }
 }

@@ -67,10 +67,12 @@ fn metrics_accuracy_for_one_forced_flush_of_1000_records() {
             "P{p} = {v} µs for a {us} µs flush"
         );
     }
-    assert_eq!(s.records_per_flush.p50, RECORDS);
-    assert_eq!(s.records_per_flush.max, RECORDS);
+    // Per-flush histograms keep two significant digits: within 1 %, never below.
+    for v in [s.records_per_flush.p50, s.records_per_flush.max] {
+        assert!((RECORDS..=RECORDS + RECORDS / 100).contains(&v), "{v}");
+    }
     let bytes = RECORDS * RECORD_SIZE;
-    assert!(s.bytes_per_flush.p999 >= bytes && s.bytes_per_flush.p999 <= bytes + bytes / 1000);
+    assert!(s.bytes_per_flush.p999 >= bytes && s.bytes_per_flush.p999 <= bytes + bytes / 100);
     assert!(s.records_per_second > 0.0);
 }
 
