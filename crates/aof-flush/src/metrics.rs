@@ -314,7 +314,15 @@ impl FlushControllerMetrics {
     ///
     /// Cost: one clock read and one (almost always uncontended) lock.
     pub fn record_flush(&self, kind: FlushKind, records: u64, bytes: u64, latency: Duration, success: bool) {
-        self.record(kind, records, bytes, latency, success, true, self.clock.now());
+        self.record(&Flush {
+            kind,
+            records,
+            bytes,
+            latency,
+            success,
+            releases_pending: true,
+            now_ns: duration_to_nanos(self.clock.now()),
+        });
     }
 
     /// Records a flush the controller ran: it has already moved its
@@ -329,43 +337,30 @@ impl FlushControllerMetrics {
         success: bool,
         now: Duration,
     ) {
-        self.record(kind, records, bytes, latency, success, false, now);
-    }
-
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "private; the two callers name every argument"
-    )]
-    fn record(
-        &self,
-        kind: FlushKind,
-        records: u64,
-        bytes: u64,
-        latency: Duration,
-        success: bool,
-        releases_pending: bool,
-        now: Duration,
-    ) {
-        let flush = Flush {
+        self.record(&Flush {
             kind,
             records,
             bytes,
             latency,
             success,
-            releases_pending,
+            releases_pending: false,
             now_ns: duration_to_nanos(now),
-        };
+        });
+    }
+
+    /// Records into the first free stripe, starting at this thread's own.
+    fn record(&self, flush: &Flush) {
         let n = self.stripes.len();
         let home = home_stripe() % n;
         for i in 0..n {
             let stripe = &self.stripes[(home + i) % n].0;
             match stripe.try_lock() {
-                Ok(mut g) => return g.record(&flush),
-                Err(TryLockError::Poisoned(p)) => return p.into_inner().record(&flush),
+                Ok(mut g) => return g.record(flush),
+                Err(TryLockError::Poisoned(p)) => return p.into_inner().record(flush),
                 Err(TryLockError::WouldBlock) => {}
             }
         }
-        lock(&self.stripes[home].0).record(&flush);
+        lock(&self.stripes[home].0).record(flush);
     }
 
     /// Records and bytes ever appended (monotonic).
