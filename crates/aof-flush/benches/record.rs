@@ -44,6 +44,36 @@ where
     })
 }
 
+/// As [`concurrent`], but each thread first gets its own state from `init`.
+fn concurrent_with<'a, S, I, F>(threads: usize, iters: u64, init: I, op: F) -> Duration
+where
+    S: 'a,
+    I: Fn() -> &'a S + Sync,
+    F: Fn(&S, u64) + Sync,
+{
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let state = init();
+                    barrier.wait();
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        op(state, i);
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .max()
+            .unwrap_or_default()
+    })
+}
+
 fn latency(i: u64) -> Duration {
     // Vary the value so histogram buckets are not always the same one.
     Duration::from_nanos(50_000 + (i % 1024) * 997)
@@ -64,6 +94,36 @@ fn bench_record_flush(c: &mut Criterion) {
                 })
             },
         );
+        if threads > 1 {
+            // The same work with no shared metrics: what the machine allows
+            // two threads at once, so the shared case can be read as a ratio.
+            let separate: Vec<FlushControllerMetrics> =
+                (0..threads).map(|_| FlushControllerMetrics::new()).collect();
+            let next = AtomicU64::new(0);
+            g.bench_with_input(
+                BenchmarkId::new("baseline_unshared_metrics", threads),
+                &threads,
+                |b, &t| {
+                    b.iter_custom(|iters| {
+                        next.store(0, Ordering::Relaxed);
+                        concurrent_with(
+                            t,
+                            iters,
+                            || &separate[next.fetch_add(1, Ordering::Relaxed) as usize],
+                            |m, i| {
+                                m.record_flush(
+                                    FlushKind::Batched,
+                                    black_box(1 + i % 100),
+                                    black_box(4096 + i % 8192),
+                                    latency(i),
+                                    true,
+                                );
+                            },
+                        )
+                    })
+                },
+            );
+        }
         let metrics = FlushControllerMetrics::new();
         g.bench_with_input(BenchmarkId::new("record_flush", threads), &threads, |b, &t| {
             b.iter_custom(|iters| {

@@ -250,7 +250,9 @@ fn home_stripe() -> usize {
     HOME.with(|h| {
         let mut home = h.get();
         if home == usize::MAX {
-            home = NEXT.fetch_add(1, Ordering::Relaxed) % MAX_STRIPES;
+            // Reduced modulo the stripe count at use; `usize::MAX` stays the
+            // "unassigned" mark because the counter never gets that far.
+            home = NEXT.fetch_add(1, Ordering::Relaxed) % (usize::MAX / 2);
             h.set(home);
         }
         home
