@@ -88,7 +88,7 @@ pub fn render_prometheus(snapshot: &FlushMetricsSnapshot, prefix: &str) -> Strin
         "flush_duration_seconds",
         "Latency of successful flushes.",
         &s.flush_latency_us,
-        1e-6,
+        1e6,
         ns_to_seconds(s.total_flush_time_ns),
         s.successful_flushes,
     );
@@ -242,10 +242,13 @@ impl Renderer {
         self.sample(name, "", value);
     }
 
-    fn summary(&mut self, name: &str, help: &str, p: &Percentiles, scale: f64, sum: f64, count: u64) {
+    /// A summary whose quantile values are `p`'s divided by `divisor` (a
+    /// division, not a multiplication by the inverse: 91 µs renders as
+    /// 0.000091 s, not 0.00009099999999999999).
+    fn summary(&mut self, name: &str, help: &str, p: &Percentiles, divisor: f64, sum: f64, count: u64) {
         self.family(name, "summary", help);
         for ((label, _), v) in Percentiles::QUANTILES.iter().zip(p.values()) {
-            self.sample(name, &format!("quantile=\"{label}\""), v as f64 * scale);
+            self.sample(name, &format!("quantile=\"{label}\""), v as f64 / divisor);
         }
         self.sample(&format!("{name}_sum"), "", sum);
         self.sample(&format!("{name}_count"), "", count);

@@ -438,6 +438,11 @@ fn prometheus_text_is_well_formed_and_carries_the_snapshot() {
     assert!((get("aof_flush_flush_duration_longest_seconds") - 0.0012).abs() < 1e-12);
     assert!((get("aof_flush_flush_duration_shortest_seconds") - 0.00008).abs() < 1e-12);
     assert_eq!(get("aof_flush_records_per_flush{quantile=\"0.5\"}"), 7.0);
+    // Decimal microseconds render as the same decimal seconds.
+    assert!(
+        text.contains("aof_flush_flush_duration_seconds{quantile=\"0.5\"} 0.0003\n"),
+        "{text}"
+    );
     assert_eq!(get("aof_flush_records_per_flush_sum"), 20.0);
     assert_eq!(get("aof_flush_bytes_per_flush_count"), 3.0);
     assert_eq!(get("aof_flush_flush_success_ratio"), 0.75);
