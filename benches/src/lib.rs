@@ -8,6 +8,7 @@
 //! `cargo xtask bench` runs the `aof-bench` binary; `cargo bench -p aof-bench`
 //! runs the criterion benches of the same operations.
 
+pub mod engine;
 pub mod record;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -189,21 +190,44 @@ pub fn si(x: f64) -> String {
 /// Renders results as a plain-text table.
 #[must_use]
 pub fn table(results: &[BenchResult]) -> String {
-    let mut rows = vec![[
-        "workload".to_owned(),
-        "size".into(),
-        "records/s".into(),
-        "MB/s".into(),
-        "baseline rec/s".into(),
-        "ratio".into(),
-        "target".into(),
-    ]];
+    let header = [
+        "workload",
+        "strategy",
+        "size",
+        "thr",
+        "records/s",
+        "MB/s",
+        "p50 µs",
+        "p99 µs",
+        "baseline/s",
+        "ratio",
+        "target",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
+    let opt = |x: Option<f64>| {
+        x.map(|v| {
+            if v >= 100.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.1}")
+            }
+        })
+        .unwrap_or_default()
+    };
     for r in results {
-        rows.push([
+        rows.push(vec![
             r.workload.clone(),
+            r.strategy.clone().unwrap_or_default(),
             r.record_size.to_string(),
+            r.appenders.to_string(),
             si(r.records_per_sec),
-            format!("{:.0}", r.bytes_per_sec / 1e6),
+            if r.bytes_per_sec > 0.0 {
+                format!("{:.0}", r.bytes_per_sec / 1e6)
+            } else {
+                String::new()
+            },
+            opt(r.p50_us),
+            opt(r.p99_us),
             r.baseline_records_per_sec.map(si).unwrap_or_default(),
             r.ratio_to_baseline.map(|x| format!("{x:.2}")).unwrap_or_default(),
             match (&r.target, r.target_met) {
@@ -214,8 +238,9 @@ pub fn table(results: &[BenchResult]) -> String {
             },
         ]);
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+    let cols = header.len();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
     for (i, row) in rows.iter().enumerate() {
@@ -223,17 +248,18 @@ pub fn table(results: &[BenchResult]) -> String {
             .iter()
             .enumerate()
             .map(|(c, cell)| {
-                if c == 0 || c == 6 {
-                    format!("{cell:<w$}", w = widths[c])
+                let pad = widths[c] - cell.chars().count();
+                if c <= 1 || c == cols - 1 {
+                    format!("{cell}{}", " ".repeat(pad))
                 } else {
-                    format!("{cell:>w$}", w = widths[c])
+                    format!("{}{cell}", " ".repeat(pad))
                 }
             })
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
         if i == 0 {
-            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 12));
+            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (cols - 1)));
             out.push('\n');
         }
     }

@@ -1,32 +1,36 @@
 //! `aof-bench`: the main benchmark job, run by `cargo xtask bench`.
 //!
 //! ```text
-//! aof-bench [--quick] [--json PATH]
+//! aof-bench [--quick] [--json PATH] [--only engine|record]
 //! ```
 //!
 //! Prints a table of every workload beside its same-run baseline; with
-//! `--json PATH` also writes `{"results": [...]}`.
+//! `--json PATH` also writes `{"results": [...]}`. Scratch files go to
+//! `$AOF_BENCH_DIR` (default `target/bench-scratch`), on the disk under test.
 
-use aof_bench::{Budget, progress, record, table, write_json};
+use aof_bench::engine::EngineBudget;
+use aof_bench::{Budget, engine, progress, record, table, write_json};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let mut quick = false;
     let mut json: Option<PathBuf> = None;
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
-            "--json" => match args.next() {
-                Some(p) => json = Some(p.into()),
+            "--json" | "--only" => match args.next() {
+                Some(v) if a == "--json" => json = Some(v.into()),
+                Some(v) => only = Some(v),
                 None => {
-                    eprintln!("aof-bench: --json needs a path");
+                    eprintln!("aof-bench: {a} needs a value");
                     return ExitCode::from(2);
                 }
             },
             "-h" | "--help" => {
-                println!("usage: aof-bench [--quick] [--json PATH]");
+                println!("usage: aof-bench [--quick] [--json PATH] [--only engine|record]");
                 return ExitCode::SUCCESS;
             }
             // `cargo bench` passes --bench to every target; ignore it.
@@ -37,21 +41,74 @@ fn main() -> ExitCode {
             }
         }
     }
+    let run_engine = only.as_deref().is_none_or(|o| o == "engine");
+    let run_record = only.as_deref().is_none_or(|o| o == "record");
     let budget = if quick { Budget::quick() } else { Budget::full() };
-    let cases = record::SIZES.len() as u64 * 2 + 2;
+    let engine_budget = if quick {
+        EngineBudget::quick()
+    } else {
+        EngineBudget::full()
+    };
+    let scratch = std::env::var_os("AOF_BENCH_DIR")
+        .map_or_else(|| PathBuf::from("target/bench-scratch"), PathBuf::from);
+    if let Err(e) = std::fs::create_dir_all(&scratch) {
+        eprintln!("aof-bench: cannot create {}: {e}", scratch.display());
+        return ExitCode::FAILURE;
+    }
+    let mut cases = 0;
+    if run_engine {
+        cases += engine::cases(engine_budget);
+    }
+    if run_record {
+        cases += record::SIZES.len() as u64 * 2 + 2;
+    }
     let pb = progress(cases);
-    let mut results = record::run(budget, &mut |name| {
+    let mut step = |name: &str| {
         pb.set_message(name.to_owned());
         pb.inc(1);
-    });
+    };
+    let engine_results = if run_engine {
+        engine::run(&scratch, engine_budget, &mut step)
+    } else {
+        Vec::new()
+    };
+    let mut record_results = if run_record {
+        record::run(budget, &mut step)
+    } else {
+        Vec::new()
+    };
     pb.finish_and_clear();
-    results.sort_by_key(|r| r.workload.starts_with("baseline"));
-    println!(
-        "Record format (encode = copy + CRC-64/NVME into a reused buffer; baseline = memcpy of the same bytes)\n"
-    );
-    print!("{}", table(&results));
+    if run_engine {
+        println!(
+            "Engine on embedded defaults (local files, SQLite index), {} segments of 64 MiB;",
+            "pre-allocated"
+        );
+        println!(
+            "baselines on the same disk in the same run: one write() per record of the same bytes (Async,"
+        );
+        println!(
+            "Batched), write+fdatasync per record on a pre-allocated file (Sync). open_after_crash: p50 = open"
+        );
+        println!(
+            "time in µs, records/s = opens/s, baseline = rebuilding the index by scanning every segment.\n"
+        );
+        print!("{}", table(&engine_results));
+        println!();
+    }
+    if run_record {
+        record_results.sort_by_key(|r| r.workload.starts_with("baseline"));
+        println!(
+            "Record format: encode = header + payload copy + CRC-64/NVME into a reused 1 MiB (cache-resident)"
+        );
+        println!(
+            "buffer, beside memcpy of the same bytes into the same kind of buffer; *_streaming rows use a 256 MiB"
+        );
+        println!("buffer, so both sides write to memory. Decode = full validation + CRC.\n");
+        print!("{}", table(&record_results));
+    }
     if let Some(path) = json {
-        if let Err(e) = write_json(&path, &results) {
+        let all: Vec<_> = engine_results.into_iter().chain(record_results).collect();
+        if let Err(e) = write_json(&path, &all) {
             eprintln!("aof-bench: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
         }

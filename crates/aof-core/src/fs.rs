@@ -63,7 +63,10 @@ pub trait FileSystem: Send + Sync + Debug + 'static {
 pub trait LockGuard: Send + Sync + Debug {}
 
 /// An open file.
-#[expect(clippy::len_without_is_empty, reason = "a file's emptiness is never asked; len is its size")]
+#[expect(
+    clippy::len_without_is_empty,
+    reason = "a file's emptiness is never asked; len is its size"
+)]
 pub trait FileHandle: Send + Sync + Debug {
     /// Reads up to `buf.len()` bytes at `offset`; returns the count read (0 at the end).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;

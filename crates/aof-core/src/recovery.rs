@@ -152,8 +152,9 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
             ))?;
         }
         let last = (!scan.offsets.is_empty()).then(|| base + scan.offsets.len() as u64 - 1);
+        // The tail is a hint (recovery always scans the active segment), so
+        // it is recorded without paying for an index sync here.
         index.update_segment_tail(base, last, scan.data_end)?;
-        index.sync()?;
         return Ok(recovered(
             base,
             path,
