@@ -79,10 +79,7 @@ fn main() -> ExitCode {
     };
     pb.finish_and_clear();
     if run_engine {
-        println!(
-            "Engine on embedded defaults (local files, SQLite index), {} segments of 64 MiB;",
-            "pre-allocated"
-        );
+        println!("Engine on embedded defaults (local files, SQLite index), 64 MiB segments, pre-allocated;");
         println!(
             "baselines on the same disk in the same run: one write() per record of the same bytes (Async,"
         );
