@@ -72,6 +72,15 @@ pub enum SqliteIndexError {
         /// Frames written back to the database file.
         checkpointed_frames: u64,
     },
+    /// An earlier commit or checkpoint failed with an I/O error, so what is
+    /// on disk is unknown: the index refuses writes and `sync` until it is
+    /// reopened (which recovers from what is on disk). Queries still work.
+    #[error("index writer is poisoned by an earlier I/O error ({source}); reopen the index to recover")]
+    Poisoned {
+        /// The I/O error that poisoned the writer.
+        #[source]
+        source: Arc<rusqlite::Error>,
+    },
     /// The writer thread stopped (it panicked, or the index is being dropped).
     #[error("the index writer thread has stopped")]
     WriterStopped,

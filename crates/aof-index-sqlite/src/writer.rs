@@ -39,8 +39,12 @@ pub(crate) enum WriteOp {
 
 type Reply = Sender<Res<Option<SegmentEntry>>>;
 
-/// Work the writer thread runs outside any batch, with the connection to itself.
-type Exclusive = Box<dyn FnOnce(&mut Connection) + Send>;
+/// Work the writer thread runs outside any batch, with the connection to
+/// itself (or the poisoning error instead); answers the I/O error it met, if any.
+type Exclusive = Box<dyn FnOnce(Result<&mut Connection, Failure>) -> Option<IoError> + Send>;
+
+/// SQLite's code of an I/O error, extended code (`SQLITE_IOERR_FSYNC`, …) included.
+type IoError = rusqlite::ffi::Error;
 
 enum Command {
     Write(WriteOp, Reply),
@@ -144,8 +148,11 @@ impl Writer {
     {
         let (reply, answer) = mpsc::channel();
         self.send(Command::Exclusive(Box::new(move |conn| {
+            let result = conn.and_then(f);
+            let io = result.as_ref().err().and_then(io_failure);
             // The caller may have gone; nothing to do about it then.
-            let _ = reply.send(f(conn));
+            let _ = reply.send(result);
+            io
         })))?;
         answer
             .recv()
@@ -164,9 +171,38 @@ impl Drop for Writer {
     }
 }
 
+/// The SQLite error inside `f` if it is an I/O error (`SQLITE_IOERR_*`):
+/// after one, what is on disk is unknown (a failed fsync may have dropped
+/// pages the kernel then reports clean), so the writer stops writing.
+fn io_failure(f: &Failure) -> Option<IoError> {
+    match f {
+        Failure::Backend(SqliteIndexError::Sqlite(e)) => io_code(e),
+        Failure::Backend(SqliteIndexError::Transaction { source }) => io_code(source),
+        _ => None,
+    }
+}
+
+fn io_code(e: &rusqlite::Error) -> Option<IoError> {
+    match e {
+        rusqlite::Error::SqliteFailure(code, _) if code.code == ErrorCode::SystemIoFailure => Some(*code),
+        _ => None,
+    }
+}
+
+fn poison_from(code: IoError) -> Arc<rusqlite::Error> {
+    Arc::new(rusqlite::Error::SqliteFailure(code, None))
+}
+
+fn poisoned(source: &Arc<rusqlite::Error>) -> Failure {
+    Failure::Backend(SqliteIndexError::Poisoned {
+        source: Arc::clone(source),
+    })
+}
+
 fn run(mut conn: Connection, rx: &Receiver<Command>, max_batch: usize, counters: &Counters) {
     let mut held: Option<Command> = None;
     let mut batch: Vec<(WriteOp, Reply)> = Vec::new();
+    let mut poison: Option<Arc<rusqlite::Error>> = None;
     loop {
         let first = match held.take() {
             Some(cmd) => cmd,
@@ -176,7 +212,12 @@ fn run(mut conn: Connection, rx: &Receiver<Command>, max_batch: usize, counters:
             },
         };
         match first {
-            Command::Exclusive(f) => f(&mut conn),
+            Command::Exclusive(f) => match &poison {
+                Some(p) => {
+                    f(Err(poisoned(p)));
+                }
+                None => poison = f(Ok(&mut conn)).map(poison_from),
+            },
             Command::Write(op, reply) => {
                 batch.push((op, reply));
                 while batch.len() < max_batch {
@@ -189,24 +230,43 @@ fn run(mut conn: Connection, rx: &Receiver<Command>, max_batch: usize, counters:
                         Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                     }
                 }
-                run_batch(&mut conn, &mut batch, counters);
+                match &poison {
+                    Some(p) => {
+                        for (_, reply) in batch.drain(..) {
+                            let _ = reply.send(Err(poisoned(p)));
+                        }
+                    }
+                    None => poison = run_batch(&mut conn, &mut batch, counters),
+                }
             }
         }
+    }
+    if poison.is_some() {
+        // Leave the WAL as it is on disk for the next open to recover from,
+        // rather than copying pages of unknown state into the database.
+        let _ = conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
     }
     // Dropping the connection closes it; when it is the last one open, SQLite
     // checkpoints the WAL into the database and removes it.
     drop(conn);
 }
 
-/// Runs `batch` as one transaction and answers every command in it.
-fn run_batch(conn: &mut Connection, batch: &mut Vec<(WriteOp, Reply)>, counters: &Counters) {
+/// Runs `batch` as one transaction and answers every command in it;
+/// returns the I/O error that poisons the writer, if one happened.
+fn run_batch(
+    conn: &mut Connection,
+    batch: &mut Vec<(WriteOp, Reply)>,
+    counters: &Counters,
+) -> Option<Arc<rusqlite::Error>> {
     counters.transactions.fetch_add(1, Ordering::Relaxed);
     counters.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
     match apply_batch(conn, batch) {
         Ok(results) => {
+            let io = results.iter().find_map(|r| r.as_ref().err().and_then(io_failure));
             for ((_, reply), result) in batch.drain(..).zip(results) {
                 let _ = reply.send(result);
             }
+            io.map(poison_from)
         }
         Err(e) => {
             counters.failed_transactions.fetch_add(1, Ordering::Relaxed);
@@ -216,6 +276,7 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<(WriteOp, Reply)>, counters:
                     source: Arc::clone(&e),
                 })));
             }
+            io_code(&e).is_some().then_some(e)
         }
     }
 }
@@ -295,12 +356,17 @@ pub(crate) fn one(conn: &Connection, sql: &str, param: i64) -> Res<Option<Segmen
 
 fn insert(conn: &Connection, e: &SegmentEntry) -> Res<()> {
     let mut stmt = conn.prepare_cached(INSERT)?;
-    match write_entry(&mut stmt, e) {
-        Ok(_) => Ok(()),
-        Err(err) if err.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
-            Err(IndexError::AlreadyExists { base_id: e.base_id }.into())
-        }
-        Err(err) => Err(err.into()),
+    write_entry(&mut stmt, e).map_err(|err| insert_error(err, e))?;
+    Ok(())
+}
+
+/// A primary-key clash (which the checks before an insert rule out) is
+/// still reported by meaning.
+fn insert_error(err: rusqlite::Error, e: &SegmentEntry) -> Failure {
+    if err.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) {
+        IndexError::AlreadyExists { base_id: e.base_id }.into()
+    } else {
+        err.into()
     }
 }
 
@@ -336,8 +402,9 @@ fn add_entries(conn: &Connection, entries: &[SegmentEntry]) -> Res<()> {
         return Ok(());
     }
     if let Some(sorted) = clear_batch(conn, entries)? {
+        let mut stmt = conn.prepare_cached(INSERT)?;
         for e in sorted {
-            insert(conn, e)?;
+            write_entry(&mut stmt, e).map_err(|err| insert_error(err, e))?;
         }
         return Ok(());
     }
@@ -545,5 +612,45 @@ mod tests {
         let stats = index.writer_stats();
         assert_eq!((stats.transactions, stats.commands), (3, 10), "{stats:?}");
         assert_eq!(index.len().unwrap(), 10);
+    }
+
+    /// After an I/O error on the writer (here injected through the path a
+    /// failing checkpoint takes), writes and `sync` fail until reopen;
+    /// queries still work, and a reopened index writes again.
+    #[test]
+    fn an_io_error_poisons_the_writer_until_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        let index = SqliteSegmentIndex::open(&path).unwrap();
+        index.add_entry(&finalized(0, 9, 0, 1)).unwrap();
+        let fsync = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC);
+        let injected = index
+            .writer
+            .exclusive(move |_| -> Res<()> { Err(rusqlite::Error::SqliteFailure(fsync, None).into()) });
+        assert!(matches!(
+            injected,
+            Err(Failure::Backend(SqliteIndexError::Sqlite(_)))
+        ));
+        let is_poisoned = |r: Result<(), IndexError>| match r {
+            Err(IndexError::Backend { source, .. }) => match source.downcast_ref::<SqliteIndexError>() {
+                Some(SqliteIndexError::Poisoned { source }) => {
+                    assert_eq!(source.sqlite_error_code(), Some(ErrorCode::SystemIoFailure));
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        assert!(is_poisoned(index.add_entry(&finalized(10, 19, 0, 1))));
+        assert!(is_poisoned(
+            index.update_segment_status(0, SegmentStatus::ArchivedRemote)
+        ));
+        assert!(is_poisoned(index.sync()));
+        assert_eq!(index.get_all_segments().unwrap(), vec![finalized(0, 9, 0, 1)]);
+        drop(index);
+        let index = SqliteSegmentIndex::open(&path).unwrap();
+        index.add_entry(&finalized(10, 19, 0, 1)).unwrap();
+        index.sync().unwrap();
+        assert_eq!(index.len().unwrap(), 2);
     }
 }
