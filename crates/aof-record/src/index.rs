@@ -183,18 +183,31 @@ impl<T: SegmentIndex + ?Sized> SegmentIndexExt for T {}
 /// Copies every entry of `from` into the empty index `to`, then reads both
 /// back and compares them entry by entry.
 ///
-/// Fails with `Mismatch` naming the first entry that differs.
+/// Fails with `Mismatch` naming the smallest base id whose entry differs or
+/// is in only one of the two (both lists are sorted by base id, so they are
+/// compared by key, not by position: one extra entry is named itself).
 pub fn copy_index(from: &dyn SegmentIndex, to: &dyn SegmentIndex) -> IndexResult<usize> {
     let entries = from.get_all_segments()?;
     to.add_entries(&entries)?;
     to.sync()?;
     let copied = to.get_all_segments()?;
-    for i in 0..entries.len().max(copied.len()) {
-        match (entries.get(i), copied.get(i)) {
-            (Some(a), Some(b)) if a == b => {}
-            (Some(e), _) | (None, Some(e)) => return Err(IndexError::Mismatch { base_id: e.base_id }),
+    let (mut a, mut b) = (entries.iter().peekable(), copied.iter().peekable());
+    loop {
+        let base_id = match (a.peek(), b.peek()) {
             (None, None) => break,
-        }
+            (Some(x), Some(y)) if x.base_id == y.base_id => {
+                if x != y {
+                    x.base_id
+                } else {
+                    a.next();
+                    b.next();
+                    continue;
+                }
+            }
+            (Some(x), Some(y)) => x.base_id.min(y.base_id),
+            (Some(e), None) | (None, Some(e)) => e.base_id,
+        };
+        return Err(IndexError::Mismatch { base_id });
     }
     Ok(entries.len())
 }
