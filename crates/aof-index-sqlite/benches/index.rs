@@ -281,6 +281,8 @@ fn interleaved_ratios() {
     let dir = tempfile::tempdir().unwrap();
     let entries: Vec<SegmentEntry> = (0..INSERT_N).map(entry).collect();
     let (mut raw, mut raw_av, mut ours, mut ratio, mut ratio_av) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut ours_nv, mut ratio_nv) = (vec![], vec![]);
+    let no_vacuum = aof_index_sqlite::SqliteIndexOptions::default().auto_vacuum(false);
     for round in 0..25 {
         let path = dir.path().join(format!("raw-{round}.db"));
         let mut conn = raw_open(&path);
@@ -302,6 +304,14 @@ fn interleaved_ratios() {
         let t = Instant::now();
         index.add_entries(&entries).unwrap();
         let o = INSERT_N as f64 / t.elapsed().as_secs_f64();
+        let index =
+            SqliteSegmentIndex::open_with(dir.path().join(format!("index-nv-{round}.db")), &no_vacuum)
+                .unwrap();
+        let t = Instant::now();
+        index.add_entries(&entries).unwrap();
+        let onv = INSERT_N as f64 / t.elapsed().as_secs_f64();
+        ours_nv.push(onv);
+        ratio_nv.push(onv / r);
         raw.push(r);
         raw_av.push(rv);
         ours.push(o);
@@ -309,13 +319,16 @@ fn interleaved_ratios() {
         ratio_av.push(o / rv);
     }
     println!(
-        "interleaved batched insert of {INSERT_N}: raw {:.0}/s, raw+auto_vacuum {:.0}/s, index {:.0}/s; \
-         index/raw {:.2}, index/(raw+auto_vacuum) {:.2}",
+        "interleaved batched insert of {INSERT_N}: raw {:.0}/s, raw+auto_vacuum {:.0}/s, index {:.0}/s, \
+         index without auto_vacuum {:.0}/s; index/raw {:.2}, index/(raw+auto_vacuum) {:.2}, \
+         (index without auto_vacuum)/raw {:.2}",
         median(&mut raw),
         median(&mut raw_av),
         median(&mut ours),
+        median(&mut ours_nv),
         median(&mut ratio),
-        median(&mut ratio_av)
+        median(&mut ratio_av),
+        median(&mut ratio_nv)
     );
 
     let mut conn = raw_open(&dir.path().join("raw.db"));

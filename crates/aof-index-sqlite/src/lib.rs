@@ -60,7 +60,9 @@
 //! `created_by`. `status` holds the names of [`SegmentStatus`] (`'Active'`,
 //! `'Finalized'`, `'ArchivedCached'`, `'ArchivedRemote'`). `compression_ratio`
 //! is written from [`SegmentEntry::compression_ratio`] for SQL users and never
-//! read back. The file is created with `auto_vacuum = INCREMENTAL`.
+//! read back. A new file is created with `auto_vacuum = INCREMENTAL` (see
+//! [`SqliteIndexOptions::auto_vacuum`]), so that maintenance can return the
+//! pages of removed entries to the file system.
 //!
 //! # How u64 values are stored
 //!
@@ -152,6 +154,7 @@ pub struct SqliteIndexOptions {
     mmap_size: u64,
     durable_commits: bool,
     max_batch: usize,
+    auto_vacuum: bool,
 }
 
 impl Default for SqliteIndexOptions {
@@ -164,6 +167,7 @@ impl Default for SqliteIndexOptions {
             mmap_size: 256 << 20,
             durable_commits: false,
             max_batch: 1024,
+            auto_vacuum: true,
         }
     }
 }
@@ -219,6 +223,17 @@ impl SqliteIndexOptions {
     #[must_use]
     pub fn max_batch(mut self, n: usize) -> Self {
         self.max_batch = n.max(1);
+        self
+    }
+
+    /// Whether a NEW file is created with `auto_vacuum = INCREMENTAL`, so
+    /// that [`SqliteSegmentIndex::maintain`] can return the pages of removed
+    /// entries to the file system (default `true`). It costs bulk inserts
+    /// some speed (pointer-map pages; see the crate's bench). An existing
+    /// file keeps the mode it was created with.
+    #[must_use]
+    pub fn auto_vacuum(mut self, on: bool) -> Self {
+        self.auto_vacuum = on;
         self
     }
 
@@ -309,8 +324,10 @@ impl SqliteSegmentIndex {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         options.tune(&conn)?;
-        // Takes effect only while the file has no table yet, i.e. when it is new.
-        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
+        if options.auto_vacuum {
+            // Takes effect only while the file has no table yet, i.e. when it is new.
+            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
+        }
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(SqliteIndexError::NoWal {

@@ -346,3 +346,28 @@ fn two_handles_on_one_file_serialise_without_busy_errors() {
     assert_eq!(all, (0..400).map(seg).collect::<Vec<_>>());
     assert_eq!(b.get_all_segments().unwrap(), all);
 }
+
+/// A file created without auto_vacuum keeps its free pages on the freelist
+/// (for reuse); maintenance's incremental vacuum then frees nothing, and
+/// the option does not change an existing file.
+#[test]
+fn without_auto_vacuum_free_pages_stay_for_reuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.db");
+    let options = SqliteIndexOptions::default().auto_vacuum(false);
+    let index = SqliteSegmentIndex::open_with(&path, &options).unwrap();
+    index
+        .add_entries(&(0..5_000).map(seg).collect::<Vec<_>>())
+        .unwrap();
+    for i in 0..5_000 {
+        index.remove_entry(i * 10).unwrap();
+    }
+    let report = index.maintain(&Maintenance::default()).unwrap();
+    assert_eq!(report.pages_freed, 0);
+    assert_eq!(report.integrity, Some(Integrity::Ok));
+    assert!(index.health_check().unwrap().freelist_pages > 0);
+    drop(index);
+    // Reopening with the default (auto_vacuum on) leaves the mode as created.
+    let index = SqliteSegmentIndex::open(&path).unwrap();
+    assert_eq!(index.maintain(&Maintenance::default()).unwrap().pages_freed, 0);
+}
