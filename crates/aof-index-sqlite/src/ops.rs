@@ -8,7 +8,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How far an online backup has got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,6 +298,7 @@ impl SqliteSegmentIndex {
             let per_step = i32::try_from(options.pages_per_step).unwrap_or(i32::MAX);
             let mut step = per_step;
             let mut steps = 0u64;
+            let mut busy_since: Option<Instant> = None;
             loop {
                 let result = backup.step(step)?;
                 steps += 1;
@@ -309,9 +310,20 @@ impl SqliteSegmentIndex {
                 progress(now);
                 match result {
                     StepResult::Done => break now,
-                    StepResult::More | StepResult::Busy | StepResult::Locked => {}
-                    // StepResult is non-exhaustive; any other answer: carry on.
-                    _ => {}
+                    StepResult::More => busy_since = None,
+                    // Busy, Locked (and any answer a later rusqlite adds):
+                    // wait, up to the busy timeout, like every other caller.
+                    _ => {
+                        let since = *busy_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() > self.options.busy_timeout {
+                            return Err(rusqlite::Error::SqliteFailure(
+                                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                                Some("online backup: database stayed locked past the busy timeout".into()),
+                            )
+                            .into());
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                 }
                 // Twice the steps an undisturbed copy needs: the source keeps
                 // changing under us, so finish in one step.
