@@ -105,6 +105,13 @@
 //! commit fsyncs the WAL (`synchronous = FULL`) and `sync` only waits for
 //! queued writes.
 //!
+//! After a commit or checkpoint fails with an I/O error (a failed fsync may
+//! leave pages the kernel reports clean but never wrote), the writer is
+//! poisoned: every later write and `sync` fails with
+//! [`SqliteIndexError::Poisoned`] until the index is reopened, which
+//! recovers from what is on disk; queries keep working. A poisoned writer
+//! also skips SQLite's checkpoint on close.
+//!
 //! # Opening
 //!
 //! An existing file is first checked without SQLite (magic bytes, length
