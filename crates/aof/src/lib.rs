@@ -10,7 +10,8 @@
 //! | [`record`] | `aof-record` | formats, configuration, shared types, backend traits |
 //! | [`flush`] | `aof-flush` | flush policy and metrics |
 //! | [`engine`] | `aof-core` | the engine |
-//! | [`index_sqlite`] | `aof-index-sqlite` | the SQLite index (feature `sqlite`, on by default) |
+//! | `index_sqlite` | `aof-index-sqlite` | the SQLite index (feature `sqlite`, on by default) |
+//! | `index_mdbx` | `aof-index-mdbx` | the libmdbx index (feature `mdbx`) |
 //!
 //! # Example
 //!
@@ -36,6 +37,8 @@ use std::sync::Arc;
 
 pub use aof_core as engine;
 pub use aof_flush as flush;
+#[cfg(feature = "mdbx")]
+pub use aof_index_mdbx as index_mdbx;
 #[cfg(feature = "sqlite")]
 pub use aof_index_sqlite as index_sqlite;
 pub use aof_record as record;
@@ -122,6 +125,8 @@ pub fn open_index(dir: &Path, config: &AofConfig) -> AofResult<Arc<dyn SegmentIn
     match config.index_backend() {
         #[cfg(feature = "sqlite")]
         IndexBackend::Sqlite => Ok(Arc::new(index_sqlite::SqliteSegmentIndex::open(&path)?)),
+        #[cfg(feature = "mdbx")]
+        IndexBackend::Mdbx => Ok(Arc::new(index_mdbx::MdbxSegmentIndex::open(&path)?)),
         other => Err(AofError::BackendNotBuilt { backend: other }),
     }
 }

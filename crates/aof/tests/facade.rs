@@ -31,6 +31,32 @@ fn defaults_put_a_sqlite_index_in_the_log_directory() {
     );
 }
 
+#[cfg(feature = "mdbx")]
+#[test]
+fn the_mdbx_index_is_selected_by_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = AofConfig::builder()
+        .segment_size(16 * 1024)
+        .index_backend(aof::IndexBackend::Mdbx)
+        .build()
+        .unwrap();
+    {
+        let log = Aof::open(dir.path(), config.clone()).unwrap();
+        for i in 0..500u32 {
+            log.append(&i.to_le_bytes().repeat(8)).unwrap();
+        }
+    }
+    assert!(dir.path().join("index.mdbx").exists());
+    assert!(!dir.path().join(SQLITE_INDEX_FILE).exists());
+    let log = Aof::open(dir.path(), config).unwrap();
+    assert_eq!(log.next_id(), 500);
+    assert!(log.index().len().unwrap() > 1);
+    assert_eq!(
+        log.read(321).unwrap().as_deref(),
+        Some(&321u32.to_le_bytes().repeat(8)[..])
+    );
+}
+
 #[cfg(not(feature = "mdbx"))]
 #[test]
 fn a_backend_left_out_of_the_build_is_a_clear_error() {
