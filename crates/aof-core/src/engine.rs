@@ -34,11 +34,11 @@ use aof_record::{
     AofConfig, AofError, AofResult, FlushStrategy, RECORD_HEADER_SIZE, SegmentEntry, SegmentIndex,
 };
 use bytes::Bytes;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -86,6 +86,9 @@ pub struct AofOptions {
     /// Rebuild the index from the segment files when it is empty but files
     /// exist, or when it disagrees with them.
     pub rebuild_index: bool,
+    /// Most readers and tails open at once; one more is refused with
+    /// [`AofError::ReaderLimitExceeded`]. Default 1024.
+    pub max_readers: usize,
 }
 
 impl AofOptions {
@@ -98,6 +101,7 @@ impl AofOptions {
             clock: Arc::new(SystemClock),
             time: Arc::new(SystemTime),
             rebuild_index: false,
+            max_readers: 1024,
         }
     }
 }
@@ -107,7 +111,7 @@ impl AofOptions {
 /// `Send + Sync`: share it (in an `Arc`) between threads that append and
 /// read concurrently. See the [module docs](self) for the invariants.
 pub struct Aof {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -119,28 +123,49 @@ impl fmt::Debug for Aof {
     }
 }
 
-/// State shared by the log's handle and its background threads.
-struct Inner {
-    dir: PathBuf,
-    config: AofConfig,
-    fs: Arc<dyn FileSystem>,
-    index: Arc<dyn SegmentIndex>,
-    time: Arc<dyn TimeSource>,
-    flush: FlushController,
-    writer: Mutex<Writer>,
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inner")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// State shared by the log's handle, its readers and its background threads.
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: AofConfig,
+    pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) index: Arc<dyn SegmentIndex>,
+    pub(crate) time: Arc<dyn TimeSource>,
+    pub(crate) flush: FlushController,
+    pub(crate) writer: Mutex<Writer>,
     /// Group commit: at most one fsync in flight; others wait for its result.
     sync: Mutex<SyncState>,
     sync_done: Condvar,
-    /// Ids below this are durable.
-    durable_next: AtomicU64,
+    /// Ids below this are durable: the end of what readers see.
+    pub(crate) durable_next: AtomicU64,
     /// Ids below this have been appended (published after the writer lock is released).
-    appended_next: AtomicU64,
-    poisoned: AtomicBool,
+    pub(crate) appended_next: AtomicU64,
+    /// The lowest id still kept (retention and `truncate_before` raise it).
+    pub(crate) first_id: AtomicU64,
+    pub(crate) poisoned: AtomicBool,
     closed: AtomicBool,
-    segments: RwLock<BTreeMap<u64, Arc<SegmentSlot>>>,
-    open_lru: Mutex<VecDeque<u64>>,
-    counters: Counters,
-    /// Wakes the background flusher and pre-allocator.
+    /// Finalized segments with a local file, by base id.
+    pub(crate) segments: RwLock<BTreeMap<u64, Arc<SegmentSlot>>>,
+    /// Slots whose segment is open (mapped): the cache, bounded by `segment_cache_size`.
+    open_set: Mutex<Vec<Arc<SegmentSlot>>>,
+    tick: AtomicU64,
+    /// Removed segments whose files wait for their last reader to leave.
+    pub(crate) doomed: Mutex<Vec<Arc<SegmentSlot>>>,
+    /// Signalled whenever `durable_next` moves: blocking tails wait here, async ones on `notify`.
+    pub(crate) durable_mx: Mutex<()>,
+    pub(crate) durable_cv: Condvar,
+    pub(crate) notify: tokio::sync::Notify,
+    pub(crate) readers: AtomicUsize,
+    pub(crate) max_readers: usize,
+    pub(crate) counters: Counters,
+    /// Wakes the background flusher, pre-allocator and retention task.
     wake: Mutex<Wake>,
     wake_cv: Condvar,
     _lock: Box<dyn LockGuard>,
@@ -163,44 +188,51 @@ struct SyncState {
 
 /// A finalized (or archived-with-local-copy) segment known to the engine.
 #[derive(Debug)]
-struct SegmentSlot {
-    base_id: u64,
-    last_id: u64,
-    record_count: u64,
-    path: PathBuf,
-    open: Mutex<Option<Arc<FinalizedSegment>>>,
+pub(crate) struct SegmentSlot {
+    pub(crate) base_id: u64,
+    pub(crate) last_id: u64,
+    pub(crate) record_count: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) open: Mutex<Option<Arc<FinalizedSegment>>>,
+    /// Readers positioned in this segment; a pinned segment is never evicted or deleted.
+    pub(crate) pins: AtomicUsize,
+    pub(crate) last_used: AtomicU64,
+    /// Removed from the log; its file goes once no reader is positioned in it.
+    pub(crate) doomed: AtomicBool,
+    /// Replaced by a rewritten file at the same path (`truncate_after`): readers must look again.
+    pub(crate) replaced: AtomicBool,
 }
 
 /// The active segment and everything appends touch, behind one mutex.
-struct Writer {
-    seg: ActiveSegment,
+pub(crate) struct Writer {
+    pub(crate) seg: ActiveSegment,
     /// Encoded records not yet written to the file; they belong at `seg.written`.
-    buf: Vec<u8>,
-    next_id: u64,
-    last_ts: u64,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) next_id: u64,
+    pub(crate) last_ts: u64,
 }
 
-struct ActiveSegment {
-    base_id: u64,
-    path: PathBuf,
-    file: Arc<dyn FileHandle>,
+pub(crate) struct ActiveSegment {
+    pub(crate) base_id: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) file: Arc<dyn FileHandle>,
     /// Bytes of header and records written to the file.
-    written: u64,
+    pub(crate) written: u64,
     /// Offset of each record, in id order.
-    offsets: Vec<u32>,
+    pub(crate) offsets: Vec<u32>,
     /// CRC-64/NVME of the file's bytes `0..written`.
-    crc: Crc64,
-    created_at: u64,
-    prealloc_asked: bool,
+    pub(crate) crc: Crc64,
+    pub(crate) created_at: u64,
+    pub(crate) prealloc_asked: bool,
 }
 
 impl ActiveSegment {
-    fn data_len(&self, buffered: usize) -> u64 {
+    pub(crate) fn data_len(&self, buffered: usize) -> u64 {
         self.written + buffered as u64
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -233,6 +265,10 @@ impl Aof {
         let recovered = crate::recovery::recover(&dir, &options, index.as_ref())?;
         let flush = FlushController::with_clock(options.config.flush_strategy(), options.clock.clone());
         let next_id = recovered.writer.next_id;
+        let first_id = recovered
+            .finalized
+            .first()
+            .map_or(recovered.writer.seg.base_id, |s| s.base_id);
         let torn = recovered.torn_tails_cut;
         let inner = Arc::new(Inner {
             dir,
@@ -246,6 +282,7 @@ impl Aof {
             sync_done: Condvar::new(),
             durable_next: AtomicU64::new(next_id),
             appended_next: AtomicU64::new(next_id),
+            first_id: AtomicU64::new(first_id),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             segments: RwLock::new(
@@ -255,7 +292,14 @@ impl Aof {
                     .map(|s| (s.base_id, Arc::new(s)))
                     .collect(),
             ),
-            open_lru: Mutex::new(VecDeque::new()),
+            open_set: Mutex::new(Vec::new()),
+            tick: AtomicU64::new(0),
+            doomed: Mutex::new(Vec::new()),
+            durable_mx: Mutex::new(()),
+            durable_cv: Condvar::new(),
+            notify: tokio::sync::Notify::new(),
+            readers: AtomicUsize::new(0),
+            max_readers: options.max_readers,
             counters: Counters::default(),
             wake: Mutex::new(Wake::default()),
             wake_cv: Condvar::new(),
@@ -275,6 +319,10 @@ impl Aof {
         if inner.config.pre_allocate_enabled() {
             let i = inner.clone();
             threads.push(spawn("aof-preallocator", move || i.preallocator_loop())?);
+        }
+        if let Some(ttl) = inner.config.ttl_seconds() {
+            let i = inner.clone();
+            threads.push(spawn("aof-retention", move || i.retention_loop(ttl))?);
         }
         Ok(Self { inner, threads })
     }
@@ -433,6 +481,7 @@ impl Aof {
             w.stop = true;
             inner.wake_cv.notify_all();
         }
+        inner.wake_tails();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -473,6 +522,15 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> AofResult<JoinHandle<
 }
 
 impl Inner {
+    /// Fails once the log is closed or poisoned.
+    pub(crate) fn check_open(&self) -> AofResult<()> {
+        self.check_writable()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     fn check_writable(&self) -> AofResult<()> {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(AofError::Poisoned);
@@ -483,7 +541,7 @@ impl Inner {
         Ok(())
     }
 
-    fn poison(&self, err: AofError) -> AofError {
+    pub(crate) fn poison(&self, err: AofError) -> AofError {
         if !self.poisoned.swap(true, Ordering::AcqRel) {
             log::error!("log in {} poisoned: {err}", self.dir.display());
         }
@@ -529,7 +587,7 @@ impl Inner {
     }
 
     /// Writes the buffered records to the segment file.
-    fn write_out(&self, w: &mut Writer) -> AofResult<()> {
+    pub(crate) fn write_out(&self, w: &mut Writer) -> AofResult<()> {
         if w.buf.is_empty() {
             return Ok(());
         }
@@ -577,8 +635,22 @@ impl Inner {
         if let Err(e) = file.sync_data() {
             return Err(self.poison(AofError::io(path, e)));
         }
-        self.durable_next.fetch_max(next, Ordering::AcqRel);
+        self.publish_durable(next);
         Ok(next)
+    }
+
+    /// Raises the durable watermark to `next` and wakes every tail.
+    pub(crate) fn publish_durable(&self, next: u64) {
+        let before = self.durable_next.fetch_max(next, Ordering::AcqRel);
+        if before < next {
+            self.wake_tails();
+        }
+    }
+
+    pub(crate) fn wake_tails(&self) {
+        drop(lock(&self.durable_mx));
+        self.durable_cv.notify_all();
+        self.notify.notify_waiters();
     }
 
     fn flush_all(&self, kind: FlushKind) -> AofResult<Option<u64>> {
@@ -623,6 +695,29 @@ impl Inner {
                 wake = self
                     .wake_cv
                     .wait_timeout(wake, timeout)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+        }
+    }
+
+    /// Wakes every `ttl / 4` (between 50 ms and 60 s) and removes expired segments.
+    fn retention_loop(&self, ttl_seconds: u64) {
+        let period = Duration::from_millis((ttl_seconds * 250).clamp(50, 60_000));
+        let mut wake = lock(&self.wake);
+        loop {
+            if wake.stop {
+                return;
+            }
+            drop(wake);
+            if let Err(e) = self.expire(ttl_seconds) {
+                log::warn!("retention in {}: {e}", self.dir.display());
+            }
+            wake = lock(&self.wake);
+            if !wake.stop {
+                wake = self
+                    .wake_cv
+                    .wait_timeout(wake, period)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
@@ -685,7 +780,7 @@ impl Inner {
         self.write_out(w)?;
         let seg = &w.seg;
         seg.file.sync_data().map_err(|e| AofError::io(&seg.path, e))?;
-        self.durable_next.fetch_max(w.next_id, Ordering::AcqRel);
+        self.publish_durable(w.next_id);
         let sealed = footer_bytes(seg.base_id, &seg.offsets, seg.written, seg.crc.finish());
         seg.file
             .write_all_at(&sealed, seg.written)
@@ -716,6 +811,7 @@ impl Inner {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(seg.base_id, Arc::new(slot_for(&self.dir, &entry)));
+        self.wake_tails();
         let prepared = lock(&self.wake).prepared.take();
         let ts = self.time.now_us().max(w.last_ts);
         w.last_ts = ts;
@@ -732,6 +828,9 @@ impl Inner {
     }
 
     fn read(&self, id: u64) -> AofResult<Option<Bytes>> {
+        if id < self.first_id.load(Ordering::Acquire) {
+            return Ok(None);
+        }
         for _ in 0..2 {
             if let Some(slot) = self.finalized_slot(id) {
                 let seg = self.open_segment(&slot)?;
@@ -742,7 +841,7 @@ impl Inner {
                 return Ok(None);
             }
             if id >= w.seg.base_id {
-                return read_active(&w, id, self.config.max_record_size()).map(Some);
+                return read_active(&w, id, self.config.max_record_size()).map(|(_, p)| Some(p));
             }
             // Below the active segment and not (or no longer) among the
             // finalized ones: either a rollover raced with this read (look
@@ -751,7 +850,7 @@ impl Inner {
         Ok(None)
     }
 
-    fn finalized_slot(&self, id: u64) -> Option<Arc<SegmentSlot>> {
+    pub(crate) fn finalized_slot(&self, id: u64) -> Option<Arc<SegmentSlot>> {
         let segs = self.segments.read().unwrap_or_else(PoisonError::into_inner);
         segs.range(..=id)
             .next_back()
@@ -760,9 +859,12 @@ impl Inner {
             .cloned()
     }
 
-    /// The open (mapped) segment of `slot`, opening it and evicting the least
-    /// recently opened one beyond `segment_cache_size`.
-    fn open_segment(&self, slot: &SegmentSlot) -> AofResult<Arc<FinalizedSegment>> {
+    /// The open (mapped) segment of `slot`. Opening one more than
+    /// `segment_cache_size` closes the least recently used segment that no
+    /// reader is positioned in (readers holding its `Arc` finish undisturbed).
+    pub(crate) fn open_segment(&self, slot: &Arc<SegmentSlot>) -> AofResult<Arc<FinalizedSegment>> {
+        slot.last_used
+            .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         let mut open = lock(&slot.open);
         if let Some(seg) = open.as_ref() {
             Counters::add(&self.counters.cache_hits, 1);
@@ -777,35 +879,33 @@ impl Inner {
         )?);
         *open = Some(seg.clone());
         drop(open);
-        let evict = {
-            let mut lru = lock(&self.open_lru);
-            lru.push_back(slot.base_id);
-            let mut evict = Vec::new();
-            while lru.len() > self.config.segment_cache_size() {
-                if let Some(b) = lru.pop_front() {
-                    evict.push(b);
-                }
-            }
-            evict
-        };
-        for base in evict {
-            let victim = self
-                .segments
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&base)
-                .cloned();
-            if let Some(v) = victim {
-                // Readers holding the Arc keep the map alive until they finish.
-                *lock(&v.open) = None;
-                Counters::add(&self.counters.cache_evictions, 1);
-            }
+        let mut set = lock(&self.open_set);
+        set.push(slot.clone());
+        while set.len() > self.config.segment_cache_size() {
+            let victim = set
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !Arc::ptr_eq(s, slot) && s.pins.load(Ordering::Acquire) == 0)
+                .min_by_key(|(_, s)| s.last_used.load(Ordering::Relaxed))
+                .map(|(i, _)| i);
+            let Some(i) = victim else { break };
+            let v = set.swap_remove(i);
+            *lock(&v.open) = None;
+            Counters::add(&self.counters.cache_evictions, 1);
         }
         Ok(seg)
     }
+
+    /// Forgets `slot` in the cache (it was removed from the log).
+    pub(crate) fn uncache(&self, slot: &Arc<SegmentSlot>) {
+        lock(&self.open_set).retain(|s| !Arc::ptr_eq(s, slot));
+        *lock(&slot.open) = None;
+    }
 }
 
-fn read_active(w: &Writer, id: u64, max_record_size: u32) -> AofResult<Bytes> {
+/// Reads record `id` of the active segment (under the writer lock): its
+/// timestamp and payload.
+pub(crate) fn read_active(w: &Writer, id: u64, max_record_size: u32) -> AofResult<(u64, Bytes)> {
     let index = (id - w.seg.base_id) as usize;
     let offset = u64::from(w.seg.offsets[index]);
     let end = w
@@ -839,7 +939,11 @@ fn read_active(w: &Writer, id: u64, max_record_size: u32) -> AofResult<Bytes> {
         });
     }
     let payload_len = rec.payload.len();
-    Ok(Bytes::from(bytes).slice(RECORD_HEADER_SIZE..RECORD_HEADER_SIZE + payload_len))
+    let ts = rec.header.timestamp_us;
+    Ok((
+        ts,
+        Bytes::from(bytes).slice(RECORD_HEADER_SIZE..RECORD_HEADER_SIZE + payload_len),
+    ))
 }
 
 fn file_name(path: &Path) -> String {
@@ -848,7 +952,7 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn slot_for(dir: &Path, entry: &SegmentEntry) -> SegmentSlot {
+pub(crate) fn slot_for(dir: &Path, entry: &SegmentEntry) -> SegmentSlot {
     let name = entry
         .local_path
         .clone()
@@ -859,6 +963,10 @@ fn slot_for(dir: &Path, entry: &SegmentEntry) -> SegmentSlot {
         record_count: entry.record_count,
         path: path_in(dir, &name),
         open: Mutex::new(None),
+        pins: AtomicUsize::new(0),
+        last_used: AtomicU64::new(0),
+        doomed: AtomicBool::new(false),
+        replaced: AtomicBool::new(false),
     }
 }
 

@@ -36,15 +36,18 @@
 pub mod engine;
 pub mod fs;
 pub mod metrics;
+pub mod reader;
 pub mod recovery;
 pub mod segment;
 #[cfg(feature = "fault-injection")]
 pub mod testing;
+mod truncate;
 
 pub use aof_flush::FlushMetricsSnapshot;
 pub use aof_record::{AofConfig, AofError, AofResult, FlushStrategy};
 pub use engine::{Aof, AofOptions, SystemTime, TimeSource};
 pub use fs::{FileHandle, FileSystem, LocalFileSystem, OpenMode};
 pub use metrics::PerformanceMetrics;
+pub use reader::{Reader, Record, Tail, VerifyReport};
 pub use recovery::{entries_from_files, rebuild_index};
 pub use segment::FinalizedSegment;

@@ -64,6 +64,13 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
         entries = index.get_all_segments()?;
     }
 
+    // Files below the first indexed segment are what retention or
+    // truncate_before removed from the index before a crash.
+    if let Some(first) = entries.first().map(|e| e.base_id) {
+        for (orphan, name) in files.range(..first) {
+            remove_orphan(fs, dir, *orphan, name)?;
+        }
+    }
     let mut finalized: Vec<SegmentEntry> = Vec::new();
     let mut active: Option<SegmentEntry> = None;
     let mut next_id = 0u64;
@@ -132,6 +139,12 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
             continue;
         }
         let scan = scan_records(base, &data, max)?;
+        // Segment files after an unsealed active segment can hold no durable
+        // record (a segment is only created after its predecessor is sealed):
+        // they are what an interrupted truncate_after was removing.
+        for (orphan, orphan_name) in files.range(base + 1..) {
+            remove_orphan(fs, dir, *orphan, orphan_name)?;
+        }
         if let Some((start, end)) = scan.torn {
             cut_torn_tail(
                 fs,
@@ -173,6 +186,16 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
         .now_us()
         .max(finalized.last().and_then(|e| e.finalized_at).unwrap_or(0));
     fresh(fs, dir, index, next_id, created, finalized, torn_cut)
+}
+
+fn remove_orphan(fs: &dyn FileSystem, dir: &Path, base: u64, name: &str) -> AofResult<()> {
+    let path = path_in(dir, name);
+    log::info!(
+        "removing segment {base} ({}), no longer part of the log",
+        path.display()
+    );
+    fs.remove_file(&path).map_err(|e| AofError::io(&path, e))?;
+    fs.sync_dir(dir).map_err(|e| AofError::io(dir, e))
 }
 
 fn local_name(e: &SegmentEntry) -> String {

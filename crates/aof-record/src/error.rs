@@ -134,6 +134,16 @@ pub enum AofError {
         /// The backend asked for.
         backend: crate::config::IndexBackend,
     },
+    /// An id outside the range the operation accepts.
+    #[error("id {id} is outside the log's range (first kept id {first}, next id {next})")]
+    OutOfRange {
+        /// The id given.
+        id: u64,
+        /// The lowest id kept.
+        first: u64,
+        /// The id the next append gets.
+        next: u64,
+    },
     /// Too many readers are open at once.
     #[error("reader limit of {limit} exceeded")]
     ReaderLimitExceeded {
