@@ -29,7 +29,20 @@
 //! The path given to [`MdbxSegmentIndex::open`] is the MDBX data file itself
 //! (`MDBX_NOSUBDIR`); libmdbx keeps its lock file next to it, at the same path
 //! with `-lck` appended. [`SegmentIndex::copy_to`] writes a compacted data
-//! file that `open` takes as it is.
+//! file that `open` takes as it is. The file is opened `MDBX_EXCLUSIVE`: one
+//! handle in one process at a time, so no other writer can change it behind
+//! the read-transaction pool (a second `open` fails with
+//! [`IndexError::Backend`]).
+//!
+//! # Reads
+//!
+//! Beginning an MDBX read transaction costs as much as the lookup itself, so
+//! reads reuse them from a small pool. Each pooled transaction is tagged with
+//! the number of writes committed when it began; a write bumps that number
+//! after its commit and empties the pool, and a transaction with an old tag is
+//! dropped, never used. So every read sees every write that returned before it
+//! started (the trait's contract), and no old snapshot is kept past the next
+//! write. Table handles are opened once, for the environment's lifetime.
 //!
 //! # Tables
 //!
@@ -120,6 +133,8 @@ use libmdbx::{
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Version of the environment's layout (tables, keys and entry encoding)
 /// written by this code, and the newest it opens.
@@ -179,13 +194,58 @@ impl MdbxOptions {
 /// A [`SegmentIndex`] in an MDBX environment; see the [crate docs](crate) for
 /// its tables, encoding and durability.
 ///
-/// Readers never block: every read is its own MVCC snapshot. Writers are
-/// serialized by libmdbx.
-#[derive(Debug)]
+/// Readers never block: every read runs on an MVCC snapshot that includes
+/// every write this handle has returned from. Writers are serialized by
+/// libmdbx.
 pub struct MdbxSegmentIndex {
-    env: Env,
+    cell: EnvCell,
     path: PathBuf,
 }
+
+impl std::fmt::Debug for MdbxSegmentIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MdbxSegmentIndex")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+type RoTxn<'env> = Txn<'env, RO>;
+
+/// Table handles opened once for the environment's lifetime.
+struct Tables<'env> {
+    entries: Table<'env>,
+    by_status: Table<'env>,
+    by_time: Table<'env>,
+    meta: Table<'env>,
+}
+
+/// Most read transactions kept for reuse.
+const POOL_MAX: usize = 32;
+
+/// What lives next to the environment and borrows it.
+///
+/// Beginning a read transaction costs about as much as the lookup itself, so
+/// reads reuse them. A pooled transaction is tagged with the write
+/// `generation` it was begun in; every write bumps the generation after its
+/// commit (and empties the pool), and a transaction whose tag is not the
+/// current generation is dropped instead of used. So a read sees every write
+/// that returned before it started, and no stale snapshot outlives the next
+/// write. The environment is opened `MDBX_EXCLUSIVE`, so no other process can
+/// write behind this handle's back.
+struct Handles<'env> {
+    tables: Tables<'env>,
+    pool: Mutex<Vec<(u64, RoTxn<'env>)>>,
+    generation: AtomicU64,
+}
+
+self_cell::self_cell!(
+    struct EnvCell {
+        owner: Env,
+        #[not_covariant]
+        dependent: Handles,
+    }
+);
 
 fn mdbx(e: libmdbx::Error) -> IndexError {
     IndexError::Backend {
@@ -277,8 +337,28 @@ impl MdbxSegmentIndex {
         } else {
             drop(txn);
         }
+        let cell = EnvCell::try_new(env, |env| {
+            let txn = env.begin_ro_txn().map_err(mdbx)?;
+            for name in [ENTRIES, BY_STATUS, BY_TIME, META] {
+                txn.prime_for_permaopen(txn.open_table(Some(name)).map_err(|e| open_error(path, e))?);
+            }
+            let (_, tables) = txn.commit_and_rebind_open_dbs().map_err(mdbx)?;
+            let Ok([entries, by_status, by_time, meta]) = <[Table<'_>; 4]>::try_from(tables) else {
+                return Err(open_error(path, libmdbx::Error::Incompatible));
+            };
+            Ok::<_, IndexError>(Handles {
+                tables: Tables {
+                    entries,
+                    by_status,
+                    by_time,
+                    meta,
+                },
+                pool: Mutex::new(Vec::new()),
+                generation: AtomicU64::new(0),
+            })
+        })?;
         Ok(Self {
-            env,
+            cell,
             path: path.to_owned(),
         })
     }
@@ -296,14 +376,17 @@ impl MdbxSegmentIndex {
     /// Returns the number of entries; fails with [`IndexError::CorruptEntry`]
     /// naming the first entry and table that disagree.
     pub fn verify(&self) -> IndexResult<usize> {
-        self.read(|txn| {
-            let open = |name| txn.open_table(Some(name)).map_err(mdbx);
-            let (entries, by_status, by_time, meta) =
-                (open(ENTRIES)?, open(BY_STATUS)?, open(BY_TIME)?, open(META)?);
-            let max_span = read_max_span(txn, &meta)?;
+        self.read(|txn, t| {
+            let Tables {
+                entries,
+                by_status,
+                by_time,
+                meta,
+            } = t;
+            let max_span = read_max_span(txn, meta)?;
             let mut want_status = BTreeSet::new();
             let mut want_time = BTreeMap::new();
-            let mut cursor = txn.cursor(&entries).map_err(mdbx)?;
+            let mut cursor = txn.cursor(entries).map_err(mdbx)?;
             for row in cursor.iter_start::<Bytes<'_>, Bytes<'_>>() {
                 let (k, v) = row.map_err(mdbx)?;
                 let e = decode_row(&k, &v)?;
@@ -319,7 +402,7 @@ impl MdbxSegmentIndex {
                 want_time.insert(time_key(&e).to_vec(), e.created_at.to_be_bytes().to_vec());
             }
             let mut status_rows = BTreeSet::new();
-            let mut cursor = txn.cursor(&by_status).map_err(mdbx)?;
+            let mut cursor = txn.cursor(by_status).map_err(mdbx)?;
             for row in cursor.iter_start::<Vec<u8>, Vec<u8>>() {
                 let (k, v) = row.map_err(mdbx)?;
                 // A status row has an empty value; a non-empty one cannot match.
@@ -331,7 +414,7 @@ impl MdbxSegmentIndex {
                     field: "status table row",
                 });
             }
-            let mut cursor = txn.cursor(&by_time).map_err(mdbx)?;
+            let mut cursor = txn.cursor(by_time).map_err(mdbx)?;
             let time_rows = cursor
                 .iter_start::<Vec<u8>, Vec<u8>>()
                 .collect::<Result<BTreeMap<_, _>, _>>()
@@ -350,28 +433,52 @@ impl MdbxSegmentIndex {
         })
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Txn<'_, RO>) -> IndexResult<T>) -> IndexResult<T> {
-        let txn = self.env.begin_ro_txn().map_err(mdbx)?;
-        f(&txn)
+    /// Runs `f` on a read snapshot that includes every write that returned
+    /// before this call (see [`Handles`]).
+    fn read<T>(&self, f: impl FnOnce(&RoTxn<'_>, &Tables<'_>) -> IndexResult<T>) -> IndexResult<T> {
+        self.cell.with_dependent(|env, h| {
+            let generation = h.generation.load(Ordering::Acquire);
+            let pooled = lock(&h.pool).pop();
+            let (tag, txn) = match pooled {
+                Some((tag, txn)) if tag == generation => (tag, txn),
+                _ => (generation, env.begin_ro_txn().map_err(mdbx)?),
+            };
+            let result = f(&txn, &h.tables);
+            if result.is_ok() && h.generation.load(Ordering::Acquire) == tag {
+                let mut pool = lock(&h.pool);
+                if pool.len() < POOL_MAX {
+                    pool.push((tag, txn));
+                }
+            }
+            result
+        })
     }
 
     /// Runs `f` in one write transaction, committed if `f` succeeds and
     /// aborted (changing nothing) if it fails.
     fn write<T>(&self, f: impl FnOnce(&mut Writer<'_, '_>) -> IndexResult<T>) -> IndexResult<T> {
-        let txn = self.env.begin_rw_txn().map_err(mdbx)?;
-        let value = {
-            let mut w = Writer::new(&txn)?;
-            f(&mut w)?
-        };
-        txn.commit().map_err(mdbx)?;
-        Ok(value)
+        self.cell.with_dependent(|env, h| {
+            let txn = env.begin_rw_txn().map_err(mdbx)?;
+            let value = {
+                let mut w = Writer::new(&txn, &h.tables);
+                f(&mut w)?
+            };
+            let committed = txn.commit().map_err(mdbx);
+            // Even after a failed commit: pooled snapshots must not be trusted.
+            h.generation.fetch_add(1, Ordering::AcqRel);
+            lock(&h.pool).clear();
+            committed.map(|_| value)
+        })
+    }
+
+    fn env(&self) -> &Env {
+        self.cell.borrow_owner()
     }
 
     /// The newest entry with `status`, through the status table.
     fn latest_with_status(&self, status: SegmentStatus) -> IndexResult<Option<SegmentEntry>> {
-        self.read(|txn| {
-            let by_status = txn.open_table(Some(BY_STATUS)).map_err(mdbx)?;
-            let mut cursor = txn.cursor(&by_status).map_err(mdbx)?;
+        self.read(|txn, t| {
+            let mut cursor = txn.cursor(&t.by_status).map_err(mdbx)?;
             let Some((key, ())) = cursor
                 .set_upperbound::<Bytes<'_>, ()>(&status_key(status, u64::MAX)?)
                 .map_err(mdbx)?
@@ -381,16 +488,21 @@ impl MdbxSegmentIndex {
             let Some(base_id) = decode_status_key(&key, status)? else {
                 return Ok(None);
             };
-            let entries = txn.open_table(Some(ENTRIES)).map_err(mdbx)?;
-            indexed_entry(txn, &entries, base_id, status).map(Some)
+            indexed_entry(txn, &t.entries, base_id, status).map(Some)
         })
     }
+}
+
+/// Locks the read-transaction pool; a panic elsewhere cannot leave it inconsistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Opens the environment at `path` with the flags every open uses.
 fn open_env(path: &Path, mode: Mode) -> IndexResult<Env> {
     let options = DatabaseOptions {
         no_sub_dir: true,
+        exclusive: true,
         max_tables: Some(8),
         mode,
         ..DatabaseOptions::default()
@@ -474,30 +586,23 @@ fn decode_row(key: &[u8], value: &[u8]) -> IndexResult<SegmentEntry> {
 /// One write transaction's view of the tables.
 struct Writer<'t, 'db> {
     txn: &'t Txn<'db, RW>,
-    entries: Table<'t>,
-    by_status: Table<'t>,
-    by_time: Table<'t>,
-    meta: Table<'t>,
+    t: &'t Tables<'db>,
     buf: Vec<u8>,
     max_span: Option<u64>,
 }
 
 impl<'t, 'db> Writer<'t, 'db> {
-    fn new(txn: &'t Txn<'db, RW>) -> IndexResult<Self> {
-        let open = |name| txn.open_table(Some(name)).map_err(mdbx);
-        Ok(Self {
+    fn new(txn: &'t Txn<'db, RW>, t: &'t Tables<'db>) -> Self {
+        Self {
             txn,
-            entries: open(ENTRIES)?,
-            by_status: open(BY_STATUS)?,
-            by_time: open(BY_TIME)?,
-            meta: open(META)?,
+            t,
             buf: Vec::with_capacity(256),
             max_span: None,
-        })
+        }
     }
 
     fn get(&self, base_id: u64) -> IndexResult<Option<SegmentEntry>> {
-        load(self.txn, &self.entries, base_id)
+        load(self.txn, &self.t.entries, base_id)
     }
 
     /// The entry with the greatest base id below `base_id`.
@@ -505,7 +610,7 @@ impl<'t, 'db> Writer<'t, 'db> {
         let Some(below) = base_id.checked_sub(1) else {
             return Ok(None);
         };
-        let mut cursor = self.txn.cursor(&self.entries).map_err(mdbx)?;
+        let mut cursor = self.txn.cursor(&self.t.entries).map_err(mdbx)?;
         cursor
             .set_upperbound::<Bytes<'_>, Bytes<'_>>(&id_key(below))
             .map_err(mdbx)?
@@ -518,7 +623,7 @@ impl<'t, 'db> Writer<'t, 'db> {
         let Some(above) = base_id.checked_add(1) else {
             return Ok(None);
         };
-        let mut cursor = self.txn.cursor(&self.entries).map_err(mdbx)?;
+        let mut cursor = self.txn.cursor(&self.t.entries).map_err(mdbx)?;
         cursor
             .set_range::<Bytes<'_>, Bytes<'_>>(&id_key(above))
             .map_err(mdbx)?
@@ -547,7 +652,7 @@ impl<'t, 'db> Writer<'t, 'db> {
         let txn = self.txn;
         encode_entry(entry, &mut self.buf)?;
         txn.put(
-            &self.entries,
+            &self.t.entries,
             id_key(entry.base_id),
             &self.buf,
             WriteFlags::empty(),
@@ -555,11 +660,11 @@ impl<'t, 'db> Writer<'t, 'db> {
         .map_err(mdbx)?;
         if old.is_none_or(|o| o.status != entry.status) {
             if let Some(o) = old {
-                txn.del(&self.by_status, status_key(o.status, o.base_id)?, None)
+                txn.del(&self.t.by_status, status_key(o.status, o.base_id)?, None)
                     .map_err(mdbx)?;
             }
             txn.put(
-                &self.by_status,
+                &self.t.by_status,
                 status_key(entry.status, entry.base_id)?,
                 [],
                 WriteFlags::empty(),
@@ -568,10 +673,10 @@ impl<'t, 'db> Writer<'t, 'db> {
         }
         if old.is_none_or(|o| o.finalized_at != entry.finalized_at || o.created_at != entry.created_at) {
             if let Some(o) = old {
-                txn.del(&self.by_time, time_key(o), None).map_err(mdbx)?;
+                txn.del(&self.t.by_time, time_key(o), None).map_err(mdbx)?;
             }
             txn.put(
-                &self.by_time,
+                &self.t.by_time,
                 time_key(entry),
                 entry.created_at.to_be_bytes(),
                 WriteFlags::empty(),
@@ -587,11 +692,16 @@ impl<'t, 'db> Writer<'t, 'db> {
     fn raise_max_span(&mut self, span: u64) -> IndexResult<()> {
         let current = match self.max_span {
             Some(s) => s,
-            None => read_max_span(self.txn, &self.meta)?,
+            None => read_max_span(self.txn, &self.t.meta)?,
         };
         if span > current {
             self.txn
-                .put(&self.meta, META_MAX_SPAN, span.to_be_bytes(), WriteFlags::empty())
+                .put(
+                    &self.t.meta,
+                    META_MAX_SPAN,
+                    span.to_be_bytes(),
+                    WriteFlags::empty(),
+                )
                 .map_err(mdbx)?;
         }
         self.max_span = Some(current.max(span));
@@ -603,10 +713,10 @@ impl<'t, 'db> Writer<'t, 'db> {
             return Ok(None);
         };
         let txn = self.txn;
-        txn.del(&self.entries, id_key(base_id), None).map_err(mdbx)?;
-        txn.del(&self.by_status, status_key(old.status, base_id)?, None)
+        txn.del(&self.t.entries, id_key(base_id), None).map_err(mdbx)?;
+        txn.del(&self.t.by_status, status_key(old.status, base_id)?, None)
             .map_err(mdbx)?;
-        txn.del(&self.by_time, time_key(&old), None).map_err(mdbx)?;
+        txn.del(&self.t.by_time, time_key(&old), None).map_err(mdbx)?;
         Ok(Some(old))
     }
 }
@@ -664,16 +774,12 @@ impl SegmentIndex for MdbxSegmentIndex {
     }
 
     fn get_entry(&self, base_id: u64) -> IndexResult<Option<SegmentEntry>> {
-        self.read(|txn| {
-            let entries = txn.open_table(Some(ENTRIES)).map_err(mdbx)?;
-            load(txn, &entries, base_id)
-        })
+        self.read(|txn, t| load(txn, &t.entries, base_id))
     }
 
     fn find_segment_for_id(&self, id: u64) -> IndexResult<Option<SegmentEntry>> {
-        self.read(|txn| {
-            let entries = txn.open_table(Some(ENTRIES)).map_err(mdbx)?;
-            let mut cursor = txn.cursor(&entries).map_err(mdbx)?;
+        self.read(|txn, t| {
+            let mut cursor = txn.cursor(&t.entries).map_err(mdbx)?;
             let Some((k, v)) = cursor
                 .set_upperbound::<Bytes<'_>, Bytes<'_>>(&id_key(id))
                 .map_err(mdbx)?
@@ -685,14 +791,11 @@ impl SegmentIndex for MdbxSegmentIndex {
     }
 
     fn find_segments_for_timestamp(&self, start_us: u64, end_us: u64) -> IndexResult<Vec<SegmentEntry>> {
-        self.read(|txn| {
-            let meta = txn.open_table(Some(META)).map_err(mdbx)?;
-            let by_time = txn.open_table(Some(BY_TIME)).map_err(mdbx)?;
-            let entries = txn.open_table(Some(ENTRIES)).map_err(mdbx)?;
+        self.read(|txn, t| {
             // A closed entry that overlaps ends at or after start_us, and at
             // most max_span after its start, which is at most end_us.
-            let last_end = end_us.saturating_add(read_max_span(txn, &meta)?);
-            let mut cursor = txn.cursor(&by_time).map_err(mdbx)?;
+            let last_end = end_us.saturating_add(read_max_span(txn, &t.meta)?);
+            let mut cursor = txn.cursor(&t.by_time).map_err(mdbx)?;
             let mut ids = Vec::new();
             let mut row = cursor
                 .set_range::<Bytes<'_>, Bytes<'_>>(&time_key_parts(start_us, 0))
@@ -712,7 +815,7 @@ impl SegmentIndex for MdbxSegmentIndex {
             ids.sort_unstable();
             ids.into_iter()
                 .map(|base_id| {
-                    load(txn, &entries, base_id)?
+                    load(txn, &t.entries, base_id)?
                         .filter(|e| e.overlaps_time(start_us, end_us))
                         .ok_or(IndexError::CorruptEntry {
                             base_id,
@@ -724,9 +827,8 @@ impl SegmentIndex for MdbxSegmentIndex {
     }
 
     fn get_all_segments(&self) -> IndexResult<Vec<SegmentEntry>> {
-        self.read(|txn| {
-            let entries = txn.open_table(Some(ENTRIES)).map_err(mdbx)?;
-            let mut cursor = txn.cursor(&entries).map_err(mdbx)?;
+        self.read(|txn, t| {
+            let mut cursor = txn.cursor(&t.entries).map_err(mdbx)?;
             cursor
                 .iter_start::<Bytes<'_>, Bytes<'_>>()
                 .map(|row| {
@@ -738,9 +840,8 @@ impl SegmentIndex for MdbxSegmentIndex {
     }
 
     fn get_segments_before(&self, id: u64) -> IndexResult<Vec<SegmentEntry>> {
-        self.read(|txn| {
-            let entries = txn.open_table(Some(ENTRIES)).map_err(mdbx)?;
-            let mut cursor = txn.cursor(&entries).map_err(mdbx)?;
+        self.read(|txn, t| {
+            let mut cursor = txn.cursor(&t.entries).map_err(mdbx)?;
             let mut out = Vec::new();
             for row in cursor.iter_start::<Bytes<'_>, Bytes<'_>>() {
                 let (k, v) = row.map_err(mdbx)?;
@@ -759,9 +860,8 @@ impl SegmentIndex for MdbxSegmentIndex {
     fn get_max_last_id(&self) -> IndexResult<Option<u64>> {
         // Entries do not overlap, so the non-empty entry with the greatest
         // base id has the greatest last id.
-        self.read(|txn| {
-            let entries = txn.open_table(Some(ENTRIES)).map_err(mdbx)?;
-            let mut cursor = txn.cursor(&entries).map_err(mdbx)?;
+        self.read(|txn, t| {
+            let mut cursor = txn.cursor(&t.entries).map_err(mdbx)?;
             let mut row = cursor.last::<Bytes<'_>, Bytes<'_>>().map_err(mdbx)?;
             while let Some((k, v)) = row {
                 let e = decode_row(&k, &v)?;
@@ -787,10 +887,8 @@ impl SegmentIndex for MdbxSegmentIndex {
             return Ok(Vec::new());
         }
         let status = SegmentStatus::Finalized;
-        self.read(|txn| {
-            let by_status = txn.open_table(Some(BY_STATUS)).map_err(mdbx)?;
-            let entries = txn.open_table(Some(ENTRIES)).map_err(mdbx)?;
-            let mut cursor = txn.cursor(&by_status).map_err(mdbx)?;
+        self.read(|txn, t| {
+            let mut cursor = txn.cursor(&t.by_status).map_err(mdbx)?;
             let mut out = Vec::new();
             let mut row = cursor
                 .set_range::<Bytes<'_>, ()>(&status_key(status, 0)?)
@@ -799,7 +897,7 @@ impl SegmentIndex for MdbxSegmentIndex {
                 let Some(base_id) = decode_status_key(&k, status)? else {
                     break;
                 };
-                out.push(indexed_entry(txn, &entries, base_id, status)?);
+                out.push(indexed_entry(txn, &t.entries, base_id, status)?);
                 if out.len() == count {
                     break;
                 }
@@ -844,18 +942,15 @@ impl SegmentIndex for MdbxSegmentIndex {
     }
 
     fn sync(&self) -> IndexResult<()> {
-        self.env.sync(true).map(drop).map_err(mdbx)
+        self.env().sync(true).map(drop).map_err(mdbx)
     }
 
     fn len(&self) -> IndexResult<usize> {
-        self.read(|txn| {
-            let entries = txn.open_table(Some(ENTRIES)).map_err(mdbx)?;
-            Ok(txn.table_stat(&entries).map_err(mdbx)?.entries())
-        })
+        self.read(|txn, t| Ok(txn.table_stat(&t.entries).map_err(mdbx)?.entries()))
     }
 
     fn copy_to(&self, dest: &Path) -> IndexResult<()> {
-        copy_env(&self.env, dest)
+        copy_env(self.env(), dest)
     }
 }
 
