@@ -102,6 +102,55 @@ pub const fn unbits(v: i64) -> u64 {
     v as u64
 }
 
+/// Rows one [`insert_many`] statement writes.
+pub(crate) const ROWS_PER_INSERT: usize = 32;
+
+/// An INSERT of [`ROWS_PER_INSERT`] rows, with the parameters of [`INSERT`]
+/// for each row in turn (`?1..?14` for the first, `?15..?28` for the next, …).
+pub(crate) static INSERT_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let row = format!("({})", vec!["?"; SEGMENT_COLUMNS.len()].join(", "));
+    format!(
+        "INSERT INTO segments ({}) VALUES {}",
+        SEGMENT_COLUMNS.join(", "),
+        vec![row; ROWS_PER_INSERT].join(", ")
+    )
+});
+
+/// Binds `e` as row `row` (0-based) of a statement whose rows each take the
+/// parameters of [`INSERT`].
+fn bind_entry(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    row: usize,
+    e: &SegmentEntry,
+) -> rusqlite::Result<()> {
+    let at = row * SEGMENT_COLUMNS.len();
+    stmt.raw_bind_parameter(at + 1, ord(e.base_id))?;
+    stmt.raw_bind_parameter(at + 2, ord(e.last_id))?;
+    stmt.raw_bind_parameter(at + 3, bits(e.record_count))?;
+    stmt.raw_bind_parameter(at + 4, ord(e.created_at))?;
+    stmt.raw_bind_parameter(at + 5, e.finalized_at.map(ord))?;
+    stmt.raw_bind_parameter(at + 6, e.archived_at.map(ord))?;
+    stmt.raw_bind_parameter(at + 7, e.status.as_str())?;
+    stmt.raw_bind_parameter(at + 8, e.uncompressed_checksum.map(bits))?;
+    stmt.raw_bind_parameter(at + 9, e.compressed_checksum.map(bits))?;
+    stmt.raw_bind_parameter(at + 10, bits(e.original_size))?;
+    stmt.raw_bind_parameter(at + 11, e.compressed_size.map(bits))?;
+    stmt.raw_bind_parameter(at + 12, e.compression_ratio())?;
+    stmt.raw_bind_parameter(at + 13, e.local_path.as_deref())?;
+    stmt.raw_bind_parameter(at + 14, e.archive_key.as_deref())
+}
+
+/// Runs an [`INSERT_MANY`] statement for exactly [`ROWS_PER_INSERT`] entries.
+pub(crate) fn insert_many(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    rows: &[&SegmentEntry],
+) -> rusqlite::Result<usize> {
+    for (row, e) in rows.iter().enumerate() {
+        bind_entry(stmt, row, e)?;
+    }
+    stmt.raw_execute()
+}
+
 /// Runs `stmt` (an [`INSERT`] or [`UPDATE`]) for `e`.
 pub(crate) fn write_entry(
     stmt: &mut rusqlite::CachedStatement<'_>,

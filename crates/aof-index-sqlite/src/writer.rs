@@ -13,7 +13,9 @@
 //! the rows as they are at that moment: no check can race a write.
 
 use crate::error::{Failure, Res, SqliteIndexError};
-use crate::schema::{INSERT, UPDATE, cols, decode, ord, write_entry};
+use crate::schema::{
+    INSERT, INSERT_MANY, ROWS_PER_INSERT, UPDATE, cols, decode, insert_many, ord, write_entry,
+};
 use aof_record::entry::TransitionError;
 use aof_record::index::check_neighbours;
 use aof_record::{IndexError, SegmentEntry, SegmentStatus};
@@ -402,9 +404,16 @@ fn add_entries(conn: &Connection, entries: &[SegmentEntry]) -> Res<()> {
         return Ok(());
     }
     if let Some(sorted) = clear_batch(conn, entries)? {
-        let mut stmt = conn.prepare_cached(INSERT)?;
-        for e in sorted {
-            write_entry(&mut stmt, e).map_err(|err| insert_error(err, e))?;
+        let mut chunks = sorted.chunks_exact(ROWS_PER_INSERT);
+        if chunks.len() > 0 {
+            let mut many = conn.prepare_cached(&INSERT_MANY)?;
+            for chunk in &mut chunks {
+                insert_many(&mut many, chunk).map_err(|err| insert_error(err, chunk[0]))?;
+            }
+        }
+        let mut one = conn.prepare_cached(INSERT)?;
+        for e in chunks.remainder() {
+            write_entry(&mut one, e).map_err(|err| insert_error(err, e))?;
         }
         return Ok(());
     }

@@ -57,3 +57,34 @@ fn copy_index_between_memory_and_sqlite() {
     assert_eq!(aof_record::index::copy_index(&sqlite, &back).unwrap(), 20);
     assert_eq!(back.get_all_segments().unwrap(), entries);
 }
+
+/// Batches go in as multi-row INSERTs of 32 rows plus single rows for the
+/// rest: every field of every row must land in its own place, for batch
+/// sizes around the chunk size.
+#[test]
+fn batched_inserts_keep_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in [1u64, 31, 32, 33, 64, 65, 100] {
+        let index = SqliteSegmentIndex::open(dir.path().join(format!("batch-{n}.db"))).unwrap();
+        let entries: Vec<_> = (0..n)
+            .map(|i| {
+                let (base, last) = (i * 1000 + (i % 7), i * 1000 + 500 + (i % 5));
+                let mut e = match i % 4 {
+                    0 => index::archived(base, last),
+                    1 => index::archived(base, last)
+                        .cache_locally(format!("cache/{i}"))
+                        .unwrap(),
+                    2 => index::active(base, if i % 8 == 2 { None } else { Some(last) }, i),
+                    _ => index::finalized(base, last, i, u64::MAX - i),
+                };
+                e.original_size = u64::MAX - i * 3;
+                if i % 3 == 0 {
+                    e.uncompressed_checksum = Some(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                }
+                e
+            })
+            .collect();
+        index.add_entries(&entries).unwrap();
+        assert_eq!(index.get_all_segments().unwrap(), entries, "batch of {n}");
+    }
+}
