@@ -226,6 +226,7 @@ fn interleaved(_: &mut Criterion) {
 fn measure_interleaved(label: &str, ids: &[u64], env: &Database<NoWriteMap>, index: &MdbxSegmentIndex) {
     const ROUNDS: usize = 21;
     let (mut one_txn, mut txn_each, mut find) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cursor_each = Vec::new();
     let per_op = |start: std::time::Instant| start.elapsed().as_nanos() as f64 / ids.len() as f64;
     for _ in 0..ROUNDS {
         let start = std::time::Instant::now();
@@ -241,6 +242,19 @@ fn measure_interleaved(label: &str, ids: &[u64], env: &Database<NoWriteMap>, ind
             }
         }
         one_txn.push(per_op(start));
+        let start = std::time::Instant::now();
+        {
+            let txn = env.begin_ro_txn().unwrap();
+            let table = txn.open_table(Some("aof.entries")).unwrap();
+            for id in ids {
+                let mut cursor = txn.cursor(&table).unwrap();
+                let row = cursor
+                    .set_upperbound::<Cow<'_, [u8]>, Cow<'_, [u8]>>(&id.to_be_bytes())
+                    .unwrap();
+                black_box(row.map(|(_, v)| v.len()));
+            }
+        }
+        cursor_each.push(per_op(start));
         let start = std::time::Instant::now();
         for id in ids {
             let txn = env.begin_ro_txn().unwrap();
@@ -259,6 +273,7 @@ fn measure_interleaved(label: &str, ids: &[u64], env: &Database<NoWriteMap>, ind
         find.push(per_op(start));
     }
     let (one_txn, txn_each, find) = (median(&mut one_txn), median(&mut txn_each), median(&mut find));
+    let cursor_each = median(&mut cursor_each);
     let rate = |ns: f64| 1e3 / ns;
     println!(
         "interleaved medians, {label} working set, {ROUNDS} rounds of {} lookups:",
@@ -267,6 +282,10 @@ fn measure_interleaved(label: &str, ids: &[u64], env: &Database<NoWriteMap>, ind
     println!(
         "  raw floor, one read txn:     {one_txn:8.0} ns  {:.2} M/s",
         rate(one_txn)
+    );
+    println!(
+        "  raw floor, one txn, cursor each: {cursor_each:5.0} ns  {:.2} M/s",
+        rate(cursor_each)
     );
     println!(
         "  raw floor, read txn each:    {txn_each:8.0} ns  {:.2} M/s",

@@ -460,7 +460,7 @@ impl MdbxSegmentIndex {
         self.cell.with_dependent(|env, h| {
             let txn = env.begin_rw_txn().map_err(mdbx)?;
             let value = {
-                let mut w = Writer::new(&txn, &h.tables);
+                let mut w = Writer::new(&txn, &h.tables)?;
                 f(&mut w)?
             };
             let committed = txn.commit().map_err(mdbx);
@@ -587,18 +587,27 @@ fn decode_row(key: &[u8], value: &[u8]) -> IndexResult<SegmentEntry> {
 struct Writer<'t, 'db> {
     txn: &'t Txn<'db, RW>,
     t: &'t Tables<'db>,
+    /// On `aof.entries`, for the neighbour checks; repositioned before each use.
+    cursor: libmdbx::Cursor<'t, RW>,
     buf: Vec<u8>,
     max_span: Option<u64>,
 }
 
+type Row<'t> = Option<(Bytes<'t>, Bytes<'t>)>;
+
+fn decode_opt(row: Row<'_>) -> IndexResult<Option<SegmentEntry>> {
+    row.map(|(k, v)| decode_row(&k, &v)).transpose()
+}
+
 impl<'t, 'db> Writer<'t, 'db> {
-    fn new(txn: &'t Txn<'db, RW>, t: &'t Tables<'db>) -> Self {
-        Self {
+    fn new(txn: &'t Txn<'db, RW>, t: &'t Tables<'db>) -> IndexResult<Self> {
+        Ok(Self {
             txn,
             t,
+            cursor: txn.cursor(&t.entries).map_err(mdbx)?,
             buf: Vec::with_capacity(256),
             max_span: None,
-        }
+        })
     }
 
     fn get(&self, base_id: u64) -> IndexResult<Option<SegmentEntry>> {
@@ -606,44 +615,37 @@ impl<'t, 'db> Writer<'t, 'db> {
     }
 
     /// The entry with the greatest base id below `base_id`.
-    fn prev(&self, base_id: u64) -> IndexResult<Option<SegmentEntry>> {
+    fn prev(&mut self, base_id: u64) -> IndexResult<Option<SegmentEntry>> {
         let Some(below) = base_id.checked_sub(1) else {
             return Ok(None);
         };
-        let mut cursor = self.txn.cursor(&self.t.entries).map_err(mdbx)?;
-        cursor
-            .set_upperbound::<Bytes<'_>, Bytes<'_>>(&id_key(below))
-            .map_err(mdbx)?
-            .map(|(k, v)| decode_row(&k, &v))
-            .transpose()
+        decode_opt(self.cursor.set_upperbound(&id_key(below)).map_err(mdbx)?)
     }
 
     /// The entry with the smallest base id above `base_id`.
-    fn next(&self, base_id: u64) -> IndexResult<Option<SegmentEntry>> {
+    fn next(&mut self, base_id: u64) -> IndexResult<Option<SegmentEntry>> {
         let Some(above) = base_id.checked_add(1) else {
             return Ok(None);
         };
-        let mut cursor = self.txn.cursor(&self.t.entries).map_err(mdbx)?;
-        cursor
-            .set_range::<Bytes<'_>, Bytes<'_>>(&id_key(above))
-            .map_err(mdbx)?
-            .map(|(k, v)| decode_row(&k, &v))
-            .transpose()
+        decode_opt(self.cursor.set_range(&id_key(above)).map_err(mdbx)?)
     }
 
-    /// Checks and inserts a new entry, as [`SegmentIndex::add_entry`].
+    /// Checks and inserts a new entry, as [`SegmentIndex::add_entry`]: one
+    /// seek finds the entry at or below `base_id` and a step its successor.
     fn insert(&mut self, entry: &SegmentEntry) -> IndexResult<()> {
         entry.validate()?;
-        if self.get(entry.base_id)?.is_some() {
+        let floor = decode_opt(self.cursor.set_upperbound(&id_key(entry.base_id)).map_err(mdbx)?)?;
+        if floor.as_ref().is_some_and(|f| f.base_id == entry.base_id) {
             return Err(IndexError::AlreadyExists {
                 base_id: entry.base_id,
             });
         }
-        check_neighbours(
-            entry,
-            self.prev(entry.base_id)?.as_ref(),
-            self.next(entry.base_id)?.as_ref(),
-        )?;
+        let next = if floor.is_some() {
+            self.cursor.next().map_err(mdbx)?
+        } else {
+            self.cursor.first().map_err(mdbx)?
+        };
+        check_neighbours(entry, floor.as_ref(), decode_opt(next)?.as_ref())?;
         self.store(entry, None)
     }
 
