@@ -319,7 +319,10 @@ impl MdbxSegmentIndex {
         let mode = Mode::ReadWrite(ReadWriteOptions {
             sync_mode,
             max_size: Some(isize::try_from(options.max_size).unwrap_or(isize::MAX)),
-            ..ReadWriteOptions::default()
+            // Start small and grow by 1 MiB: an index is a few MiB at most.
+            min_size: Some(0),
+            growth_step: Some(1 << 20),
+            shrink_threshold: Some(4 << 20),
         });
         let env = open_env(path, mode)?;
         let txn = env.begin_rw_txn().map_err(mdbx)?;
