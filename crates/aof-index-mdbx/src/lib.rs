@@ -100,7 +100,9 @@
 //!
 //! `aof.meta` holds [`FORMAT_VERSION`]. A file with a newer version is
 //! refused with [`IndexError::UnsupportedSchemaVersion`] after a read-only
-//! look, so it is not modified. A file that is not an MDBX environment, or an
+//! look, so it is not modified (one exception: a file whose writer died with
+//! unsynced commits can only be opened read-write, and libmdbx recovers it
+//! before the version is read). A file that is not an MDBX environment, or an
 //! MDBX environment without the `aof.meta` marker, is
 //! [`IndexError::NotAnIndex`].
 //!
@@ -299,9 +301,17 @@ impl MdbxSegmentIndex {
             Ok(_) => {
                 // Look first without the right to write: a foreign or newer
                 // file must come out of this untouched.
-                let env = open_env(path, Mode::ReadOnly)?;
-                let txn = env.begin_ro_txn().map_err(mdbx)?;
-                read_format(&txn, path)?;
+                match open_env(path, Mode::ReadOnly) {
+                    Ok(env) => {
+                        let txn = env.begin_ro_txn().map_err(mdbx)?;
+                        read_format(&txn, path)?;
+                    }
+                    // A process died with commits not yet synced (the file's
+                    // newest meta page is "weak"): only a read-write open
+                    // recovers it. The format is checked right after that.
+                    Err(libmdbx::Error::WannaRecovery) => {}
+                    Err(e) => return Err(open_error(path, e)),
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => {
@@ -324,7 +334,7 @@ impl MdbxSegmentIndex {
             growth_step: Some(1 << 20),
             shrink_threshold: Some(4 << 20),
         });
-        let env = open_env(path, mode)?;
+        let env = open_env(path, mode).map_err(|e| open_error(path, e))?;
         let txn = env.begin_rw_txn().map_err(mdbx)?;
         if read_format(&txn, path)?.is_none() {
             for name in [ENTRIES, BY_STATUS, BY_TIME, META] {
@@ -502,7 +512,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Opens the environment at `path` with the flags every open uses.
-fn open_env(path: &Path, mode: Mode) -> IndexResult<Env> {
+fn open_env(path: &Path, mode: Mode) -> libmdbx::Result<Env> {
     let options = DatabaseOptions {
         no_sub_dir: true,
         exclusive: true,
@@ -510,7 +520,7 @@ fn open_env(path: &Path, mode: Mode) -> IndexResult<Env> {
         mode,
         ..DatabaseOptions::default()
     };
-    Env::open_with_options(path, options).map_err(|e| open_error(path, e))
+    Env::open_with_options(path, options)
 }
 
 /// Reads the format marker: `None` for an environment with no table at all
