@@ -9,6 +9,7 @@
 //! runs the criterion benches of the same operations.
 
 pub mod engine;
+pub mod reads;
 pub mod record;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -220,7 +221,11 @@ pub fn table(results: &[BenchResult]) -> String {
             r.strategy.clone().unwrap_or_default(),
             r.record_size.to_string(),
             r.appenders.to_string(),
-            si(r.records_per_sec),
+            if r.records_per_sec > 0.0 {
+                si(r.records_per_sec)
+            } else {
+                String::new()
+            },
             if r.bytes_per_sec > 0.0 {
                 format!("{:.0}", r.bytes_per_sec / 1e6)
             } else {

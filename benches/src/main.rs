@@ -1,7 +1,7 @@
 //! `aof-bench`: the main benchmark job, run by `cargo xtask bench`.
 //!
 //! ```text
-//! aof-bench [--quick] [--json PATH] [--only engine|record]
+//! aof-bench [--quick] [--json PATH] [--only engine|reads|record]
 //! ```
 //!
 //! Prints a table of every workload beside its same-run baseline; with
@@ -9,7 +9,7 @@
 //! `$AOF_BENCH_DIR` (default `target/bench-scratch`), on the disk under test.
 
 use aof_bench::engine::EngineBudget;
-use aof_bench::{Budget, engine, progress, record, table, write_json};
+use aof_bench::{Budget, engine, progress, reads, record, table, write_json};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
                 }
             },
             "-h" | "--help" => {
-                println!("usage: aof-bench [--quick] [--json PATH] [--only engine|record]");
+                println!("usage: aof-bench [--quick] [--json PATH] [--only engine|reads|record]");
                 return ExitCode::SUCCESS;
             }
             // `cargo bench` passes --bench to every target; ignore it.
@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         }
     }
     let run_engine = only.as_deref().is_none_or(|o| o == "engine");
+    let run_reads = only.as_deref().is_none_or(|o| o == "reads");
     let run_record = only.as_deref().is_none_or(|o| o == "record");
     let budget = if quick { Budget::quick() } else { Budget::full() };
     let engine_budget = if quick {
@@ -62,6 +63,9 @@ fn main() -> ExitCode {
     if run_record {
         cases += record::SIZES.len() as u64 * 2 + 2;
     }
+    if run_reads {
+        cases += reads::CASES;
+    }
     let pb = progress(cases);
     let mut step = |name: &str| {
         pb.set_message(name.to_owned());
@@ -69,6 +73,11 @@ fn main() -> ExitCode {
     };
     let engine_results = if run_engine {
         engine::run(&scratch, engine_budget, &mut step)
+    } else {
+        Vec::new()
+    };
+    let read_results = if run_reads {
+        reads::run(&scratch, budget, &mut step)
     } else {
         Vec::new()
     };
@@ -92,6 +101,17 @@ fn main() -> ExitCode {
         print!("{}", table(&engine_results));
         println!();
     }
+    if run_reads {
+        println!(
+            "Reads: random read by id on a hot log (1M records of 64 B) beside the same random walk over an"
+        );
+        println!(
+            "in-memory array; a reader's sequential scan of 256 MiB (4 KiB records) beside memcpy of the same"
+        );
+        println!("bytes; append (Sync) to tail wake-up latency.\n");
+        print!("{}", table(&read_results));
+        println!();
+    }
     if run_record {
         record_results.sort_by_key(|r| r.workload.starts_with("baseline"));
         println!(
@@ -104,7 +124,11 @@ fn main() -> ExitCode {
         print!("{}", table(&record_results));
     }
     if let Some(path) = json {
-        let all: Vec<_> = engine_results.into_iter().chain(record_results).collect();
+        let all: Vec<_> = engine_results
+            .into_iter()
+            .chain(read_results)
+            .chain(record_results)
+            .collect();
         if let Err(e) = write_json(&path, &all) {
             eprintln!("aof-bench: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;

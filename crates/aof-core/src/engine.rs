@@ -224,6 +224,8 @@ pub(crate) struct ActiveSegment {
     pub(crate) crc: Crc64,
     pub(crate) created_at: u64,
     pub(crate) prealloc_asked: bool,
+    /// A live map of the pre-allocated file, for reads without a syscall.
+    pub(crate) map: Option<Bytes>,
 }
 
 impl ActiveSegment {
@@ -687,7 +689,10 @@ impl Inner {
                     }
                     Duration::ZERO
                 }
-                FlushDecision::Wait { next_deadline } => next_deadline.unwrap_or(Duration::from_millis(100)),
+                // Nothing pending: the next periodic deadline is at most one interval away.
+                FlushDecision::Wait { next_deadline } => next_deadline
+                    .or(self.flush.policy().interval())
+                    .unwrap_or(Duration::from_millis(100)),
                 _ => Duration::from_millis(1),
             };
             wake = lock(&self.wake);
@@ -822,6 +827,7 @@ impl Inner {
             w.next_id,
             ts,
             prepared,
+            self.config.segment_size(),
         )?;
         Counters::add(&self.counters.segments_created, 1);
         Ok(())
@@ -914,6 +920,28 @@ pub(crate) fn read_active(w: &Writer, id: u64, max_record_size: u32) -> AofResul
         .get(index + 1)
         .map_or(w.seg.data_len(w.buf.len()), |o| u64::from(*o));
     let len = (end - offset) as usize;
+    if let Some(map) = &w.seg.map
+        && end <= w.seg.written
+        && end <= map.len() as u64
+    {
+        // Copied out, never sliced: the active file can still shrink
+        // (truncate_after), and a slice of its map must not outlive that.
+        let region = &map[offset as usize..end as usize];
+        let rec = decode_record(region, max_record_size).map_err(|source| AofError::Corruption {
+            segment: w.seg.base_id,
+            offset,
+            source,
+        })?;
+        if rec.header.id != id {
+            return Err(AofError::SegmentMismatch {
+                segment: w.seg.base_id,
+                what: "record id",
+                expected: id,
+                actual: rec.header.id,
+            });
+        }
+        return Ok((rec.header.timestamp_us, Bytes::copy_from_slice(rec.payload)));
+    }
     let bytes = if offset >= w.seg.written {
         let at = (offset - w.seg.written) as usize;
         w.buf[at..at + len].to_vec()
@@ -981,6 +1009,7 @@ fn create_active(
     base_id: u64,
     created_at: u64,
     prepared: Option<PathBuf>,
+    segment_size: u64,
 ) -> AofResult<ActiveSegment> {
     let name = segment_file_name(base_id);
     let path = path_in(dir, &name);
@@ -1013,6 +1042,7 @@ fn create_active(
     entry.set_tail(None, SEGMENT_HEADER_SIZE as u64)?;
     index.add_entry(&entry)?;
     index.sync()?;
+    let map = live_map(file.as_ref(), segment_size);
     Ok(ActiveSegment {
         base_id,
         path,
@@ -1022,7 +1052,18 @@ fn create_active(
         crc: digest_of(&header),
         created_at,
         prealloc_asked: false,
+        map,
     })
+}
+
+/// A live map of an active segment file that is pre-allocated to the full
+/// segment size (so every offset a record can have is inside the file).
+fn live_map(file: &dyn FileHandle, segment_size: u64) -> Option<Bytes> {
+    let len = file.len().ok()?;
+    if len < segment_size {
+        return None;
+    }
+    file.map_live(segment_size).ok().flatten()
 }
 
 /// What recovery hands to the engine.
@@ -1050,6 +1091,7 @@ pub(crate) mod recovery_support {
         dir: &Path,
         torn_tails_cut: u64,
         segments_created: u64,
+        segment_size: u64,
     ) -> Recovered {
         let next_id = base_id + scan.offsets.len() as u64;
         let end = usize::try_from(scan.data_end)
@@ -1061,12 +1103,13 @@ pub(crate) mod recovery_support {
                 seg: ActiveSegment {
                     base_id,
                     path,
-                    file,
                     written: scan.data_end,
                     offsets: scan.offsets,
                     crc: digest_of(&data[..end]),
                     created_at,
                     prealloc_asked: false,
+                    map: live_map(file.as_ref(), segment_size),
+                    file,
                 },
                 buf: Vec::with_capacity(WRITE_BUFFER + 4096),
                 next_id,
@@ -1079,6 +1122,7 @@ pub(crate) mod recovery_support {
     }
 
     /// A brand-new active segment at `base_id`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn fresh(
         fs: &dyn FileSystem,
         dir: &Path,
@@ -1087,8 +1131,9 @@ pub(crate) mod recovery_support {
         created_at: u64,
         finalized: Vec<SegmentEntry>,
         torn_tails_cut: u64,
+        segment_size: u64,
     ) -> AofResult<Recovered> {
-        let seg = create_active(fs, dir, index, base_id, created_at, None)?;
+        let seg = create_active(fs, dir, index, base_id, created_at, None, segment_size)?;
         Ok(Recovered {
             writer: Writer {
                 seg,

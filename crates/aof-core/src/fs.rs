@@ -89,6 +89,14 @@ pub trait FileHandle: Send + Sync + Debug {
     /// The whole file as shared bytes: a read-only memory map where the
     /// implementation can, a copy otherwise. Only for files that no longer change.
     fn map(&self) -> io::Result<Bytes>;
+
+    /// A live, read-only shared map of the file's first `len` bytes, which
+    /// shows later writes; `None` where the implementation has none. The
+    /// caller must never read past the file's current end through it.
+    fn map_live(&self, len: u64) -> io::Result<Option<Bytes>> {
+        let _ = len;
+        Ok(None)
+    }
 }
 
 /// Conveniences over [`FileHandle`].
@@ -253,5 +261,21 @@ impl FileHandle for LocalFile {
         // aof writers out.
         let map = unsafe { memmap2::Mmap::map(&self.file)? };
         Ok(Bytes::from_owner(map))
+    }
+
+    #[expect(unsafe_code, reason = "memory-mapping a file is unsafe by nature")]
+    fn map_live(&self, len: u64) -> io::Result<Option<Bytes>> {
+        if len == 0 {
+            return Ok(None);
+        }
+        let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: used only for the active segment of a pre-allocated file,
+        // and only for bytes below the data already written (so below the
+        // file's end: the file never shrinks beneath written data while it
+        // is active). The writer keeps writing other parts of the file; a
+        // shared map shows those writes, and no reader looks at them before
+        // they are complete (offsets are published under the writer lock).
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.file)? };
+        Ok(Some(Bytes::from_owner(map)))
     }
 }

@@ -179,13 +179,23 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
             dir,
             torn_cut,
             0,
+            options.config.segment_size(),
         ));
     }
     let created = options
         .time
         .now_us()
         .max(finalized.last().and_then(|e| e.finalized_at).unwrap_or(0));
-    fresh(fs, dir, index, next_id, created, finalized, torn_cut)
+    fresh(
+        fs,
+        dir,
+        index,
+        next_id,
+        created,
+        finalized,
+        torn_cut,
+        options.config.segment_size(),
+    )
 }
 
 fn remove_orphan(fs: &dyn FileSystem, dir: &Path, base: u64, name: &str) -> AofResult<()> {

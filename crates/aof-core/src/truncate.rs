@@ -164,6 +164,8 @@ impl Inner {
     fn rewind_active(&self, w: &mut crate::engine::Writer, keep_next: u64) -> AofResult<()> {
         let keep = (keep_next - w.seg.base_id) as usize;
         let new_end = u64::from(w.seg.offsets[keep]);
+        // The file is about to become shorter than the map: stop using it first.
+        w.seg.map = None;
         // Never mapped, so it can be shortened in place; set_len is one
         // metadata change, so a crash leaves either length.
         w.seg
@@ -284,6 +286,7 @@ impl Inner {
             crc: digest_of(&prefix),
             created_at: header.created_at_us,
             prealloc_asked: false,
+            map: None,
         };
         w.next_id = keep_next;
         w.buf.clear();
