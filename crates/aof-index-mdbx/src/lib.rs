@@ -116,7 +116,8 @@
 //! on every tail update. A crash cannot corrupt the file: libmdbx keeps the
 //! last synced ("steady") state intact and rolls back to it, losing only the
 //! commits since the last `sync`, which nobody was promised. A process crash
-//! without an OS crash loses nothing (the pages are in the page cache).
+//! without an OS crash loses nothing (the pages are in the page cache;
+//! `tests/crash.rs` aborts a writer and reopens).
 //! [`MdbxOptions::durable_commits`] switches to `MDBX_SYNC_DURABLE`, where
 //! every commit is durable on its own.
 
@@ -196,9 +197,9 @@ impl MdbxOptions {
 /// A [`SegmentIndex`] in an MDBX environment; see the [crate docs](crate) for
 /// its tables, encoding and durability.
 ///
-/// Readers never block: every read runs on an MVCC snapshot that includes
-/// every write this handle has returned from. Writers are serialized by
-/// libmdbx.
+/// Readers never wait for the writer: every read runs on an MVCC snapshot
+/// that includes every write this handle has returned from. Writes are
+/// serialized by libmdbx.
 pub struct MdbxSegmentIndex {
     cell: EnvCell,
     path: PathBuf,
@@ -276,9 +277,9 @@ fn open_error(path: &Path, e: libmdbx::Error) -> IndexError {
 }
 
 impl MdbxSegmentIndex {
-    /// Opens the index in the MDBX data file at `path`, creating it (and its
-    /// lock file `<path>-lck`) if it does not exist, with default
-    /// [`MdbxOptions`].
+    /// Opens the index in the MDBX data file at `path`, creating it if it
+    /// does not exist, with default [`MdbxOptions`]. The file is held
+    /// exclusively until the index is dropped.
     ///
     /// Fails with [`IndexError::NotAnIndex`] if `path` is not an MDBX data
     /// file holding an aof index, and with
