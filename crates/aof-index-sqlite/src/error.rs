@@ -63,15 +63,6 @@ pub enum SqliteIndexError {
         /// The mode SQLite reported.
         mode: String,
     },
-    /// A `sync` checkpoint could not copy every WAL frame into the database
-    /// within the busy timeout (a reader held an old snapshot throughout).
-    #[error("checkpoint incomplete: {checkpointed_frames} of {wal_frames} WAL frames written back")]
-    CheckpointIncomplete {
-        /// Frames in the WAL.
-        wal_frames: u64,
-        /// Frames written back to the database file.
-        checkpointed_frames: u64,
-    },
     /// An earlier commit or checkpoint failed with an I/O error, so what is
     /// on disk is unknown: the index refuses writes and `sync` until it is
     /// reopened (which recovers from what is on disk). Queries still work.

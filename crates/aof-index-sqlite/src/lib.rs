@@ -56,9 +56,10 @@
 //! CREATE INDEX idx_segments_finalized_at ON segments(finalized_at) WHERE finalized_at IS NOT NULL;
 //! ```
 //!
-//! `metadata` holds `schema_version` (now `1`, see [`SCHEMA_VERSION`]) and
-//! `created_by`. `status` holds the names of [`SegmentStatus`] (`'Active'`,
-//! `'Finalized'`, `'ArchivedCached'`, `'ArchivedRemote'`). `compression_ratio`
+//! `metadata` holds `schema_version` (now `1`, see [`SCHEMA_VERSION`]),
+//! `created_by` and, once needed, `full_sync_commits` (see Durability).
+//! `status` holds the names of [`SegmentStatus`] (`'Active'`, `'Finalized'`,
+//! `'ArchivedCached'`, `'ArchivedRemote'`). `compression_ratio`
 //! is written from [`SegmentEntry::compression_ratio`] for SQL users and never
 //! read back. A new file is created with `auto_vacuum = INCREMENTAL` (see
 //! [`SqliteIndexOptions::auto_vacuum`]), so that maintenance can return the
@@ -99,11 +100,16 @@
 //! crash of the process at once, and a power loss once it has been
 //! checkpointed. [`SegmentIndex::sync`] runs `PRAGMA wal_checkpoint(FULL)`
 //! on the writer after everything queued before it has committed: the WAL is
-//! fsynced, copied into the database file, and the database file fsynced.
-//! A checkpoint that cannot finish within the busy timeout is an error, not
-//! a silent success. With [`SqliteIndexOptions::durable_commits`] every
-//! commit fsyncs the WAL (`synchronous = FULL`) and `sync` only waits for
-//! queued writes.
+//! fsynced, copied into the database file, and the database file fsynced,
+//! so the database file alone holds every change (and the WAL stays short).
+//! A checkpoint needs the readers to move off older snapshots; when one
+//! holds its snapshot past the busy timeout (a long backup step, say),
+//! `sync` instead commits one small write with `synchronous = FULL` (it
+//! counts these in `metadata` under `full_sync_commits`), which fsyncs the
+//! WAL and with it every earlier commit. Either way nothing is
+//! acknowledged as durable that is not. With
+//! [`SqliteIndexOptions::durable_commits`] every commit fsyncs the WAL
+//! (`synchronous = FULL`) and `sync` only waits for queued writes.
 //!
 //! After a commit or checkpoint fails with an I/O error (a failed fsync may
 //! leave pages the kernel reports clean but never wrote), the writer is
@@ -509,17 +515,7 @@ impl SegmentIndex for SqliteSegmentIndex {
             // Every commit already fsynced the WAL; wait for what is queued.
             return Ok(self.writer.exclusive(|_| Ok(()))?);
         }
-        let done = self
-            .writer
-            .exclusive(|conn| ops::checkpoint(conn, ops::CheckpointMode::Full))?;
-        if done.busy {
-            return Err(SqliteIndexError::CheckpointIncomplete {
-                wal_frames: done.wal_frames,
-                checkpointed_frames: done.checkpointed_frames,
-            }
-            .into());
-        }
-        Ok(())
+        Ok(self.writer.exclusive(ops::make_durable)?)
     }
 
     fn len(&self) -> IndexResult<usize> {

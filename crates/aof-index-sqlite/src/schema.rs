@@ -14,6 +14,11 @@ pub const SCHEMA_VERSION: u64 = 1;
 /// `metadata` key holding the schema version (a decimal number).
 pub(crate) const VERSION_KEY: &str = "schema_version";
 
+/// `metadata` key counting the syncs that had to fsync the WAL with a
+/// `synchronous = FULL` commit because readers kept the checkpoint from
+/// finishing.
+pub(crate) const FULL_SYNC_KEY: &str = "full_sync_commits";
+
 /// Version 0 -> 1: the designed schema.
 const CREATE_V1: &str = "
 CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL);

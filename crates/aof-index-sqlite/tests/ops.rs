@@ -371,3 +371,59 @@ fn without_auto_vacuum_free_pages_stay_for_reuse() {
     let index = SqliteSegmentIndex::open(&path).unwrap();
     assert_eq!(index.maintain(&Maintenance::default()).unwrap().pages_freed, 0);
 }
+
+fn data_version(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0)).unwrap()
+}
+
+/// A reader holding an old snapshot keeps the FULL checkpoint from
+/// finishing; `sync` then makes the WAL durable with a no-op FULL commit
+/// instead of failing, and checkpoints again once the reader is gone.
+#[test]
+fn sync_succeeds_while_a_reader_holds_an_old_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.db");
+    let options = SqliteIndexOptions::default().busy_timeout(std::time::Duration::from_millis(50));
+    let index = SqliteSegmentIndex::open_with(&path, &options).unwrap();
+    index.add_entries(&(0..100).map(seg).collect::<Vec<_>>()).unwrap();
+    index.sync().unwrap();
+    let ro = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let reader = rusqlite::Connection::open_with_flags(&path, ro).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let count = |c: &rusqlite::Connection| -> i64 {
+        c.query_row("SELECT count(*) FROM segments", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&reader), 100);
+    index
+        .add_entries(&(100..200).map(seg).collect::<Vec<_>>())
+        .unwrap();
+    let watcher = rusqlite::Connection::open_with_flags(&path, ro).unwrap();
+    let v0 = data_version(&watcher);
+    index.sync().unwrap();
+    assert_ne!(
+        data_version(&watcher),
+        v0,
+        "sync did not fall back to a FULL commit"
+    );
+    assert_eq!(count(&reader), 100, "the reader lost its snapshot");
+    reader.execute_batch("COMMIT").unwrap();
+    let v1 = data_version(&watcher);
+    index.sync().unwrap();
+    assert_eq!(
+        data_version(&watcher),
+        v1,
+        "with no old snapshot, sync only checkpoints"
+    );
+    let alone = dir.path().join("alone.db");
+    std::fs::copy(&path, &alone).unwrap();
+    assert_eq!(SqliteSegmentIndex::open(&alone).unwrap().len().unwrap(), 200);
+    let syncs: String = watcher
+        .query_row(
+            "SELECT value FROM metadata WHERE key = 'full_sync_commits'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(syncs, "1");
+}
