@@ -211,11 +211,16 @@ fn interleaved(_: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("index.mdbx");
     let copy = dir.path().join("copy.mdbx");
-    let index = MdbxSegmentIndex::open(&path).unwrap();
+    let built = MdbxSegmentIndex::open(&path).unwrap();
     let all: Vec<SegmentEntry> = (0..SEGMENTS).map(entry).collect();
-    index.add_entries(&all).unwrap();
-    // The index holds its file exclusively: the raw side reads a copy of it.
-    index.copy_to(&copy).unwrap();
+    built.add_entries(&all).unwrap();
+    // The index holds its file exclusively: each side reads its own compacted
+    // copy, so both walk B-trees of the same shape.
+    let index_copy = dir.path().join("index-copy.mdbx");
+    built.copy_to(&copy).unwrap();
+    built.copy_to(&index_copy).unwrap();
+    drop(built);
+    let index = MdbxSegmentIndex::open(&index_copy).unwrap();
     let env = raw_env(&copy);
     let hot: Vec<u64> = random_ids(1024).into_iter().cycle().take(20_000).collect();
     for (label, ids) in [("hot", hot), ("wide", random_ids(20_000))] {
