@@ -22,7 +22,7 @@
 
 use crate::fs::{FileHandle, FileHandleExt, FileSystem, LocalFileSystem, LockGuard, OpenMode};
 use crate::metrics::{Counters, PerformanceMetrics};
-use crate::segment::{FinalizedSegment, Scan, digest_of, footer_bytes, path_in, read_whole};
+use crate::segment::{FinalizedSegment, Scan, digest_of, footer_bytes, path_in};
 use aof_flush::{Clock, FlushController, FlushDecision, FlushKind, FlushMetricsSnapshot, SystemClock};
 use aof_record::checksum::Crc64;
 use aof_record::record::{RecordFlags, append_record, decode_record, encoded_len};
@@ -1160,19 +1160,6 @@ pub(crate) mod recovery_support {
                     .strip_suffix(".tmp")
                     .and_then(|n| n.strip_suffix(&format!(".{SEGMENT_FILE_EXTENSION}")))
                     .is_some())
-    }
-
-    /// Reads and checks a finalized file, returning its entry as the index should hold it.
-    pub(crate) fn finalized_entry(
-        fs: &dyn FileSystem,
-        dir: &Path,
-        name: &str,
-        base_id: u64,
-        max_record_size: u32,
-    ) -> AofResult<SegmentEntry> {
-        let path = path_in(dir, name);
-        let (_, data) = read_whole(fs, &path)?;
-        entry_from_finalized(&data, &path, name, base_id, max_record_size)
     }
 
     /// The index entry of the finalized segment `data`.

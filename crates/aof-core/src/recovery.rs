@@ -16,7 +16,7 @@
 //! | other files | left alone |
 
 use crate::engine::recovery_support::{
-    entry_from_finalized, finalized_entry, fresh, has_footer, is_temp, recovered, segment_base,
+    entry_from_finalized, fresh, has_footer, is_temp, recovered, segment_base,
 };
 use crate::engine::{AofOptions, Recovered};
 use crate::fs::{FileHandle, FileSystem, OpenMode};
@@ -294,7 +294,7 @@ pub fn entries_from_files(
         let path = path_in(dir, &name);
         let (_, data) = read_whole(fs, &path)?;
         if has_footer(&data) {
-            out.push(finalized_entry(fs, dir, &name, base, max_record_size)?);
+            out.push(entry_from_finalized(&data, &path, &name, base, max_record_size)?);
             continue;
         }
         if i + 1 != count {
