@@ -2,7 +2,8 @@
 //! must open and read back forever.
 //!
 //! It was written by `write_the_v1_fixture` below (run it with `--ignored`
-//! only when adding a new format version's fixture, never to "fix" this one).
+//! and `AOF_WRITE_FIXTURES=1` only when adding a new format version's
+//! fixture, never to "fix" this one).
 
 use aof_index_mdbx::{FORMAT_VERSION, MdbxSegmentIndex};
 use aof_record::conformance::index::{active, archived, finalized};
@@ -36,6 +37,9 @@ fn entries() -> Vec<SegmentEntry> {
 #[test]
 #[ignore = "writes the checked-in fixture"]
 fn write_the_v1_fixture() {
+    if std::env::var_os("AOF_WRITE_FIXTURES").is_none() {
+        return;
+    }
     assert_eq!(FORMAT_VERSION, 1, "write a new fixture file for a new version");
     let dir = tempfile::tempdir().unwrap();
     let index = MdbxSegmentIndex::open(dir.path().join("index.mdbx")).unwrap();
