@@ -1,0 +1,661 @@
+//! The `aof` command-line tool, run as a built binary: every command, and
+//! the error paths (exit status and a one-line message, never a panic).
+#![cfg(feature = "cli")]
+
+use aof::{Aof, AofConfig, FlushStrategy, IndexBackend};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_aof");
+
+/// Runs `aof ARGS` with `stdin` as its standard input.
+fn aof_with_input(args: &[&str], dir: &Path, stdin: &[u8]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(
+            args.iter()
+                .map(|a| if *a == "DIR" { dir.as_os_str() } else { a.as_ref() }),
+        )
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let bytes = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        input.write_all(&bytes).unwrap();
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// Runs `aof ARGS`, where the argument `DIR` stands for `dir`.
+fn aof(args: &[&str], dir: &Path) -> Output {
+    aof_with_input(args, dir, b"")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Exit status 0, nothing on stderr.
+#[track_caller]
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "status {:?}, stderr: {}",
+        out.status,
+        stderr(out)
+    );
+}
+
+/// Exit status `code` and exactly one line on stderr, `aof: …` containing `needle`.
+#[track_caller]
+fn assert_error(out: &Output, code: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(err.starts_with("aof: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line expected: {err}");
+    assert!(err.contains(needle), "{needle:?} not in: {err}");
+    assert!(out.stdout.is_empty(), "stdout: {}", stdout(out));
+}
+
+fn ids(range: std::ops::Range<u64>) -> String {
+    range.map(|i| format!("{i}\n")).collect()
+}
+
+/// A log in `dir` with `n` records `record-<i>` in 4 KiB segments, appended by the tool.
+fn make_log(dir: &Path, n: u64) {
+    let input: String = (0..n).map(|i| format!("record-{i}\n")).collect();
+    let out = aof_with_input(
+        &["append", "DIR", "--segment-size", "4096"],
+        dir,
+        input.as_bytes(),
+    );
+    assert_ok(&out);
+    assert_eq!(stdout(&out), ids(0..n));
+}
+
+fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn append_then_read_back_the_exact_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let input = b"hello\n\xff\xfe\x00 not utf-8\n\ncrlf\r\nlast line without newline";
+    let out = aof_with_input(&["append", "DIR"], &dir, input);
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "0\n1\n2\n3\n4\n");
+    let expected: [&[u8]; 5] = [
+        b"hello",
+        b"\xff\xfe\x00 not utf-8",
+        b"",
+        b"crlf\r",
+        b"last line without newline",
+    ];
+    for (id, want) in expected.iter().enumerate() {
+        let out = aof(&["read", "DIR", &id.to_string()], &dir);
+        assert_ok(&out);
+        assert_eq!(&out.stdout[..], *want, "record {id}");
+    }
+    assert!(dir.join("index.sqlite").is_file());
+}
+
+#[test]
+fn ids_are_printed_in_input_order_and_continue_across_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_log(dir, 3000);
+    assert!(segment_files(dir).len() > 5, "the log should have rolled");
+    let out = aof_with_input(&["append", "DIR"], dir, b"more\nand more\n");
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "3000\n3001\n");
+    let out = aof(&["read", "DIR", "1234"], dir);
+    assert_eq!(out.stdout, b"record-1234");
+}
+
+/// With `--sync`, a printed id survives the writer being killed at once.
+#[test]
+fn sync_ids_are_durable_when_printed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut child = Command::new(BIN)
+        .args(["append", "--sync"])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let lines = lines_of(&mut child);
+    for i in 0..3 {
+        writeln!(input, "durable {i}").unwrap();
+        input.flush().unwrap();
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("an id within 20 s");
+        assert_eq!(line, i.to_string());
+    }
+    // No close, no flush at exit: SIGKILL.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = Aof::open(dir, AofConfig::default()).unwrap();
+    assert_eq!(log.next_id(), 3);
+    for i in 0..3u64 {
+        assert_eq!(log.read(i).unwrap().unwrap(), format!("durable {i}").as_bytes());
+    }
+}
+
+/// Lines of the child's stdout, as they come.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn dump_prints_ranges_as_text_and_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = aof_with_input(&["append", "DIR"], dir, b"zero\none\ttab\n\xffbin\nthree\n");
+    assert_ok(&out);
+
+    let out = aof(&["dump", "DIR"], dir);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4);
+    for (i, (line, payload)) in lines
+        .iter()
+        .zip(["zero", "one\\ttab", "\\xffbin", "three"])
+        .enumerate()
+    {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(fields[0], i.to_string());
+        assert!(fields[1].ends_with('Z') && fields[1].len() == 27, "{line}");
+        assert_eq!(fields[2], payload);
+    }
+
+    let out = aof(&["dump", "DIR", "--from", "1", "--to", "2", "--json"], dir);
+    assert_ok(&out);
+    let objects: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objects.len(), 2);
+    assert_eq!(objects[0]["id"], 1);
+    assert_eq!(objects[0]["payload"], "one\ttab");
+    assert!(objects[0]["timestamp_us"].as_u64().unwrap() > 1_600_000_000_000_000);
+    assert_eq!(objects[1]["id"], 2);
+    assert_eq!(objects[1]["payload_base64"], "/2Jpbg==");
+    assert!(objects[1].get("payload").is_none());
+
+    let out = aof(&["dump", "DIR", "--from", "3"], dir);
+    assert_eq!(stdout(&out).lines().count(), 1);
+    let out = aof(&["dump", "DIR", "--from", "10"], dir);
+    assert_ok(&out);
+    assert!(out.stdout.is_empty());
+    assert_error(
+        &aof(&["dump", "DIR", "--from", "3", "--to", "1"], dir),
+        1,
+        "--from 3 is after --to 1",
+    );
+}
+
+#[test]
+fn dump_crosses_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_log(dir, 1000);
+    let out = aof(&["dump", "DIR", "--json"], dir);
+    assert_ok(&out);
+    let payloads: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["payload"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let want: Vec<String> = (0..1000).map(|i| format!("record-{i}")).collect();
+    assert_eq!(payloads, want);
+}
+
+#[test]
+fn tail_prints_the_last_records_and_exits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_log(dir, 500);
+    let out = aof(&["tail", "DIR"], dir);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let got: Vec<&str> = text.lines().map(|l| l.rsplit('\t').next().unwrap()).collect();
+    let want: Vec<String> = (490..500).map(|i| format!("record-{i}")).collect();
+    assert_eq!(got, want);
+
+    let out = aof(&["tail", "DIR", "-n", "300", "--json"], dir);
+    assert_ok(&out);
+    let first: serde_json::Value = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    assert_eq!(first["id"], 200);
+    assert_eq!(stdout(&out).lines().count(), 300);
+}
+
+/// `tail -f` takes no lock: it follows what another process appends.
+#[test]
+fn tail_follows_a_log_another_process_appends_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_log(dir, 3);
+    let mut child = Command::new(BIN)
+        .args(["tail", "-f", "-n", "1"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut child);
+    let wait = |what: &str| {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{what}"));
+        line.rsplit('\t').next().unwrap().to_owned()
+    };
+    assert_eq!(wait("the last record"), "record-2");
+    // This process appends, through the library, in small segments so the
+    // follower has to cross into new segment files.
+    let config = AofConfig::builder()
+        .segment_size(4096)
+        .flush_strategy(FlushStrategy::Sync)
+        .build()
+        .unwrap();
+    let log = Aof::open(dir, config).unwrap();
+    for i in 0..300 {
+        log.append(format!("new-{i}").as_bytes()).unwrap();
+    }
+    for i in 0..300 {
+        assert_eq!(wait("a new record"), format!("new-{i}"));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    log.close_blocking().unwrap();
+}
+
+#[test]
+fn verify_passes_on_a_sound_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_log(dir, 1000);
+    let out = aof(&["verify", "DIR"], dir);
+    assert_ok(&out);
+    assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
+    assert!(stdout(&out).contains("1000 records"), "{}", stdout(&out));
+}
+
+#[test]
+fn verify_names_the_segment_and_offset_of_a_flipped_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_log(dir, 1000);
+    let files = segment_files(dir);
+    assert!(files.len() > 3);
+    // The third record of the second segment: header 64, records of 32 + 10 or 11 bytes.
+    let victim = &files[1];
+    let base: u64 = victim.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let mut bytes = std::fs::read(victim).unwrap();
+    let len = |id: u64| 32 + format!("record-{id}").len() as u64;
+    let offset = 64 + len(base) + len(base + 1);
+    bytes[offset as usize + 32 + 3] ^= 0x01;
+    std::fs::write(victim, &bytes).unwrap();
+
+    let out = aof(&["verify", "DIR"], dir);
+    assert_error(&out, 1, &format!("segment {base} at offset {offset}"));
+    assert!(stderr(&out).contains(&victim.file_name().unwrap().to_string_lossy().into_owned()));
+    // Reading that record fails the same way; its neighbours still read.
+    assert_error(
+        &aof(&["read", "DIR", &(base + 2).to_string()], dir),
+        1,
+        "checksum mismatch",
+    );
+    assert_eq!(
+        aof(&["read", "DIR", &(base + 1).to_string()], dir).stdout,
+        format!("record-{}", base + 1).as_bytes()
+    );
+}
+
+#[test]
+fn stat_shows_segments_ids_and_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_log(dir, 1000);
+    let n = segment_files(dir).len();
+    let out = aof(&["stat", "DIR"], dir);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("first 0, last 999, next 1000"), "{text}");
+    assert!(
+        text.contains(&format!("segments  {n} ({} Finalized, 1 Active)", n - 1))
+            || text.contains(&format!("segments  {n} (1 Active, {} Finalized)", n - 1)),
+        "{text}"
+    );
+    assert!(text.contains("sqlite"), "{text}");
+
+    let out = aof(&["stat", "DIR", "--json"], dir);
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["next_id"], 1000);
+    assert_eq!(v["first_id"], 0);
+    assert_eq!(v["durable_id"], 999);
+    assert_eq!(v["index"]["backend"], "sqlite");
+    let segs = v["segments"].as_array().unwrap();
+    assert_eq!(segs.len(), n);
+    assert_eq!(segs[0]["base_id"], 0);
+    assert_eq!(segs[n - 1]["status"], "Active");
+    assert_eq!(segs[n - 1]["last_id"], 999);
+    let total: u64 = segs.iter().map(|s| s["records"].as_u64().unwrap()).sum();
+    assert_eq!(total, 1000);
+    assert!(v["metrics"]["engine"].is_object() && v["metrics"]["flush"].is_object());
+}
+
+#[test]
+fn index_migrates_both_ways_and_the_log_reopens_on_the_new_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_log(dir, 800);
+
+    let out = aof(&["index", "migrate", "DIR", "--to", "mdbx"], dir);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("from sqlite to mdbx"), "{}", stdout(&out));
+    assert!(dir.join("index.mdbx").is_file());
+    assert!(!dir.join("index.sqlite").exists());
+    assert!(dir.join("index.sqlite.bak").is_file());
+    assert_error(
+        &aof(&["index", "migrate", "DIR", "--to", "mdbx"], dir),
+        1,
+        "already uses the mdbx index",
+    );
+
+    // The tool and the library open it on MDBX now, and it keeps working.
+    let v: serde_json::Value = serde_json::from_str(&stdout(&aof(&["stat", "DIR", "--json"], dir))).unwrap();
+    assert_eq!(v["index"]["backend"], "mdbx");
+    assert_eq!(v["next_id"], 800);
+    assert_ok(&aof_with_input(
+        &["append", "DIR", "--segment-size", "4096"],
+        dir,
+        b"after mdbx\n",
+    ));
+    {
+        let config = AofConfig::builder()
+            .index_backend(IndexBackend::Mdbx)
+            .build()
+            .unwrap();
+        let log = Aof::open(dir, config).unwrap();
+        assert_eq!(log.read(800).unwrap().unwrap(), &b"after mdbx"[..]);
+        assert_eq!(log.read(77).unwrap().unwrap(), &b"record-77"[..]);
+    }
+    assert_ok(&aof(&["verify", "DIR"], dir));
+
+    let out = aof(&["index", "migrate", "DIR", "--to", "sqlite"], dir);
+    assert_ok(&out);
+    assert!(dir.join("index.sqlite").is_file());
+    assert!(!dir.join("index.mdbx").exists());
+    assert!(dir.join("index.mdbx.bak").is_file());
+    let log = Aof::open(dir, AofConfig::default()).unwrap();
+    assert_eq!(log.next_id(), 801);
+    assert_eq!(log.read(800).unwrap().unwrap(), &b"after mdbx"[..]);
+    drop(log);
+    assert_ok(&aof(&["verify", "DIR"], dir));
+}
+
+/// A crash between the two renames leaves both index files; commands refuse
+/// the directory until the migration is run again, which finishes it.
+#[test]
+fn an_interrupted_migration_is_refused_then_finished() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_log(dir, 300);
+    assert_ok(&aof(&["index", "migrate", "DIR", "--to", "mdbx"], dir));
+    // Back to the state just before the commit rename.
+    std::fs::rename(dir.join("index.sqlite.bak"), dir.join("index.sqlite")).unwrap();
+    assert_error(&aof(&["stat", "DIR"], dir), 1, "both index.sqlite and index.mdbx");
+    let out = aof(&["index", "migrate", "DIR", "--to", "mdbx"], dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!dir.join("index.sqlite").exists());
+    assert_eq!(aof(&["read", "DIR", "299"], dir).stdout, b"record-299");
+}
+
+/// SQLite: online, while this process holds the log open. MDBX opens its
+/// environment exclusively, so its backup needs the log closed, and says so.
+#[test]
+fn index_backup_copies_the_index_consistently() {
+    for backend in [IndexBackend::Sqlite, IndexBackend::Mdbx] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("log");
+        let copy = tmp.path().join("copy");
+        std::fs::create_dir(&copy).unwrap();
+        let config = AofConfig::builder()
+            .segment_size(4096)
+            .index_backend(backend)
+            .build()
+            .unwrap();
+        let log = Aof::open(&dir, config.clone()).unwrap();
+        for i in 0..500 {
+            log.append(format!("r{i}").as_bytes()).unwrap();
+        }
+        let segments = log.index().len().unwrap();
+        let backup = || aof(&["index", "backup", "DIR", copy.to_str().unwrap()], &dir);
+        let log = if backend == IndexBackend::Mdbx {
+            assert_error(&backup(), 1, "holds its MDBX index exclusively");
+            log.close_blocking().unwrap();
+            None
+        } else {
+            Some(log)
+        };
+        let out = backup();
+        assert_ok(&out);
+        assert!(
+            stdout(&out).contains(&format!("{segments} segment entries")),
+            "{}",
+            stdout(&out)
+        );
+        let name = if backend == IndexBackend::Mdbx {
+            "index.mdbx"
+        } else {
+            "index.sqlite"
+        };
+        assert!(copy.join(name).is_file());
+        assert_error(
+            &aof(
+                &["index", "backup", "DIR", copy.join(name).to_str().unwrap()],
+                &dir,
+            ),
+            1,
+            "already exists",
+        );
+        // The copy with the finalized segment files is a log that opens and reads.
+        if let Some(log) = log {
+            log.close_blocking().unwrap();
+        }
+        for f in segment_files(&dir) {
+            std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
+        }
+        let out = aof(&["read", "DIR", "10"], &copy);
+        assert_ok(&out);
+        assert_eq!(out.stdout, b"r10");
+    }
+}
+
+#[test]
+fn a_directory_that_is_not_a_log_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("notes.txt"), "hello").unwrap();
+    for args in [
+        &["read", "DIR", "0"][..],
+        &["dump", "DIR"],
+        &["tail", "DIR"],
+        &["verify", "DIR"],
+        &["stat", "DIR"],
+        &["index", "migrate", "DIR", "--to", "mdbx"],
+        &["index", "backup", "DIR", "/tmp/never-written"],
+    ] {
+        assert_error(
+            &aof(args, tmp.path()),
+            1,
+            "is not an aof log: no segment files or index",
+        );
+    }
+    // append does not take over a directory that holds other things.
+    assert_error(
+        &aof_with_input(&["append", "DIR"], tmp.path(), b"x\n"),
+        1,
+        "is not an aof log",
+    );
+    assert!(!tmp.path().join("index.sqlite").exists());
+    // A file is not a log directory either.
+    assert_error(
+        &aof(&["stat", "DIR"], &tmp.path().join("notes.txt")),
+        1,
+        "is not a directory",
+    );
+}
+
+#[test]
+fn a_missing_directory_is_refused_except_by_append() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nope");
+    for args in [
+        &["read", "DIR", "0"][..],
+        &["dump", "DIR"],
+        &["tail", "-f", "DIR"],
+        &["stat", "DIR"],
+        &["verify", "DIR"],
+    ] {
+        assert_error(&aof(args, &missing), 1, "does not exist");
+    }
+    assert!(!missing.exists(), "nothing may create it");
+}
+
+#[test]
+fn a_log_locked_by_a_writer_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let log = Aof::open(dir, AofConfig::default()).unwrap();
+    log.append(b"held").unwrap();
+    for args in [
+        &["read", "DIR", "0"][..],
+        &["dump", "DIR"],
+        &["verify", "DIR"],
+        &["stat", "DIR"],
+        &["index", "migrate", "DIR", "--to", "mdbx"],
+    ] {
+        assert_error(&aof(args, dir), 1, "is locked by another writer");
+    }
+    assert_error(
+        &aof_with_input(&["append", "DIR"], dir, b"x\n"),
+        1,
+        "is locked by another writer",
+    );
+    // tail reads without the lock.
+    let out = aof(&["tail", "DIR"], dir);
+    assert_ok(&out);
+    assert!(stdout(&out).ends_with("\theld\n"));
+    drop(log);
+    assert_ok(&aof(&["read", "DIR", "0"], dir));
+}
+
+#[test]
+fn bad_ids_and_bad_usage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert_ok(&aof_with_input(&["append", "DIR"], dir, b"a\nb\n"));
+    assert_error(&aof(&["read", "DIR", "2"], dir), 1, "no record 2");
+    assert_error(
+        &aof(&["read", "DIR", "18446744073709551615"], dir),
+        1,
+        "ids 0..=1",
+    );
+    // Usage errors are clap's: exit status 2.
+    for args in [
+        &["read", "DIR", "x"][..],
+        &["read", "DIR"],
+        &["frobnicate"],
+        &["index", "migrate", "DIR", "--to", "lmdb"],
+    ] {
+        let out = aof(args, dir);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"));
+    }
+    let empty = tempfile::tempdir().unwrap();
+    assert_error(
+        &aof(&["read", "DIR", "0"], empty.path()),
+        1,
+        "the directory is empty",
+    );
+}
+
+#[test]
+fn a_record_too_large_is_refused_after_the_lines_before_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut input = b"small\n".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 5000));
+    input.extend(b"\nnot reached\n");
+    let out = aof_with_input(&["append", "DIR", "--segment-size", "4096"], dir, &input);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "0\n");
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("aof: line 2: record of 5000 bytes exceeds max_record_size"),
+        "{err}"
+    );
+    assert_eq!(aof(&["read", "DIR", "0"], dir).stdout, b"small");
+}
+
+#[test]
+fn a_closed_stdout_ends_dump_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_log(dir, 2000);
+    let mut child = Command::new(BIN)
+        .args(["dump"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("0\t"));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+}
