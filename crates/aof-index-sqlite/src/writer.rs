@@ -307,6 +307,19 @@ fn apply_batch(
             } else {
                 // Dropping rolls back to the savepoint and releases it.
                 drop(sp);
+                if tx.is_autocommit() {
+                    // SQLite rolled the whole transaction back (after an I/O
+                    // error, a full disk, …): the commands before this one are
+                    // gone, and the ones after would each commit on their
+                    // own. Fail the whole group instead.
+                    return Err(match result {
+                        Err(Failure::Backend(SqliteIndexError::Sqlite(e))) => e,
+                        _ => rusqlite::Error::SqliteFailure(
+                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                            Some("SQLite rolled back the write transaction".into()),
+                        ),
+                    });
+                }
             }
             results.push(result);
         }
