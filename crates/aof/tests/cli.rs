@@ -26,8 +26,10 @@ fn aof_with_input(args: &[&str], dir: &Path, stdin: &[u8]) -> Output {
         .unwrap();
     let mut input = child.stdin.take().unwrap();
     let bytes = stdin.to_vec();
+    // The tool may exit without reading its input (an error path): a
+    // broken pipe here is expected then.
     let writer = std::thread::spawn(move || {
-        input.write_all(&bytes).unwrap();
+        let _ = input.write_all(&bytes);
     });
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
@@ -658,4 +660,91 @@ fn a_closed_stdout_ends_dump_quietly() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(out.stderr.is_empty(), "{}", stderr(&out));
+}
+
+/// Damage in the active segment, with valid records after it, is found when
+/// the log is opened: every command that opens it names segment and offset.
+#[test]
+fn corruption_in_the_active_segment_is_named_on_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = aof_with_input(&["append", "DIR"], dir, b"first\nsecond\nthird\n");
+    assert_ok(&out);
+    let file = &segment_files(dir)[0];
+    let mut bytes = std::fs::read(file).unwrap();
+    // Second record: after the header (64) and the first record (32 + 5).
+    bytes[64 + 37 + 32] ^= 0x40;
+    std::fs::write(file, &bytes).unwrap();
+    for args in [&["verify", "DIR"][..], &["read", "DIR", "0"], &["stat", "DIR"]] {
+        assert_error(&aof(args, dir), 1, "corrupt record in segment 0 at offset 101");
+    }
+}
+
+#[test]
+fn append_creates_an_mdbx_log_on_request_and_keeps_an_existing_logs_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    assert_ok(&aof_with_input(
+        &["append", "DIR", "--index", "mdbx"],
+        &dir,
+        b"on mdbx\n",
+    ));
+    assert!(dir.join("index.mdbx").is_file() && !dir.join("index.sqlite").exists());
+    // No --index: the log's own backend.
+    let out = aof_with_input(&["append", "DIR"], &dir, b"again\n");
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "1\n");
+    assert_error(
+        &aof_with_input(&["append", "DIR", "--index", "sqlite"], &dir, b"x\n"),
+        1,
+        "uses the mdbx index, not sqlite",
+    );
+    assert_eq!(aof(&["read", "DIR", "1"], &dir).stdout, b"again");
+}
+
+/// A bad last record looks like a torn write: opening the log cuts it (and
+/// saves it); verify reports that as a failure rather than a clean log.
+#[test]
+fn verify_fails_when_opening_had_to_cut_a_torn_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert_ok(&aof_with_input(&["append", "DIR"], dir, b"a\nb\nc\n"));
+    let file = &segment_files(dir)[0];
+    let mut bytes = std::fs::read(file).unwrap();
+    bytes[64 + 33 * 2 + 32] ^= 0x01;
+    std::fs::write(file, &bytes).unwrap();
+    let out = aof(&["verify", "DIR"], dir);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    // The engine's warning, then the verdict.
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("aof: warning: ") && l.contains("torn tail")),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .last()
+            .unwrap()
+            .starts_with("aof: verification failed: the active segment ended"),
+        "{err}"
+    );
+    assert!(
+        dir.join(format!(
+            "{}.torn-130",
+            file.file_name().unwrap().to_str().unwrap()
+        ))
+        .is_file()
+    );
+    // What is left verifies.
+    assert_ok(&aof(&["verify", "DIR"], dir));
+    assert_eq!(
+        aof(&["dump", "DIR"], dir)
+            .stdout
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count(),
+        2
+    );
 }

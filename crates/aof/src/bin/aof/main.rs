@@ -277,7 +277,9 @@ fn install_panic_hook() {
     }));
 }
 
-/// Writes the aof crates' warnings and errors to stderr, one line each.
+/// Writes the aof crates' warnings to stderr, one line each (what the log
+/// repaired on open, say). Their errors are not printed: each one is also
+/// returned, and reported once, as the command's error.
 struct StderrLogger;
 
 static STDERR_LOGGER: StderrLogger = StderrLogger;
@@ -286,17 +288,12 @@ impl log::Log for StderrLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
         // The log's own crates only: what a storage engine underneath
         // logs is reported through the error it returns.
-        metadata.level() <= log::Level::Warn && metadata.target().starts_with("aof")
+        metadata.level() == log::Level::Warn && metadata.target().starts_with("aof")
     }
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            let level = if record.level() == log::Level::Error {
-                "error"
-            } else {
-                "warning"
-            };
-            let _ = writeln!(std::io::stderr(), "aof: {level}: {}", record.args());
+            let _ = writeln!(std::io::stderr(), "aof: warning: {}", record.args());
         }
     }
 

@@ -3,14 +3,15 @@
 use crate::index::progress_bar;
 use crate::layout;
 use crate::output::human_size;
-use anyhow::Context;
+use anyhow::{Context, bail};
 use aof::AofError;
 use aof::record::record::decode_record;
 use aof::record::segment::segment_file_name;
 use aof::record::{FooterError, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, SegmentFooter};
 use std::path::Path;
 
-/// Verifies the log in `dir`; fails naming the first problem found.
+/// Verifies the log in `dir`; fails naming the first problem found, or if
+/// opening the log had to cut a torn tail.
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     let (_, log) = layout::open_existing(dir)?;
     let bar = progress_bar();
@@ -21,6 +22,18 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
     });
     bar.finish_and_clear();
     let report = report.map_err(|e| failed(dir, locate(dir, e)))?;
+    // Opening ran recovery, which cuts bytes at the end of the active segment
+    // that fail their checksum: after a crash a torn write, otherwise damage.
+    // Either way the records are gone from the log; say so, and fail.
+    let cut = log.performance_metrics().torn_tails_cut;
+    if cut > 0 {
+        bail!(
+            "verification failed: the active segment ended in bytes that fail their checksum \
+             (a torn write or damage); opening the log cut them off and saved them beside the \
+             segment as <segment>.torn-<offset>; the {} records before them verify",
+            report.records
+        );
+    }
     println!(
         "ok: {} segments, {} records, {} verified",
         report.segments,
