@@ -357,14 +357,19 @@ impl SqliteSegmentIndex {
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(move |c| tuning.tune(c));
+        // No minimum of idle connections: r2d2 would top it up from a
+        // background thread, and a connection opened there after the index
+        // is dropped would outlive the writer's and keep the WAL around.
         let readers = r2d2::Pool::builder()
             .max_size(options.readers)
-            .min_idle(Some(1))
+            .min_idle(Some(0))
             .test_on_check_out(false)
             .idle_timeout(None)
             .max_lifetime(None)
             .connection_timeout(options.pool_timeout)
             .build(manager)?;
+        // Opens the first reader now, so that a reader that cannot open fails here.
+        drop(readers.get()?);
         let writer = Writer::spawn(conn, options.max_batch)?;
         Ok(Self {
             readers,

@@ -247,6 +247,11 @@ fn run(mut conn: Connection, rx: &Receiver<Command>, max_batch: usize, counters:
         // Leave the WAL as it is on disk for the next open to recover from,
         // rather than copying pages of unknown state into the database.
         let _ = conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+    } else {
+        // Copy the WAL into the database and empty it, even if a reader
+        // connection still open elsewhere keeps SQLite from removing it on
+        // close. Nothing to report to: a failure leaves the WAL for the next open.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
     // Dropping the connection closes it; when it is the last one open, SQLite
     // checkpoints the WAL into the database and removes it.

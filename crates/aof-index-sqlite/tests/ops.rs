@@ -285,6 +285,29 @@ fn closing_removes_the_wal() {
     assert_eq!(SqliteSegmentIndex::open(&path).unwrap().len().unwrap(), 50);
 }
 
+/// A reader connection still open elsewhere when the index closes keeps
+/// SQLite from removing the WAL; the writer empties it anyway, so the
+/// database file alone is complete.
+#[test]
+fn closing_empties_the_wal_while_another_connection_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.db");
+    let index = SqliteSegmentIndex::open(&path).unwrap();
+    index.add_entries(&(0..50).map(seg).collect::<Vec<_>>()).unwrap();
+    let other =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let n: i64 = other
+        .query_row("SELECT count(*) FROM segments", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 50);
+    drop(index);
+    assert_eq!(std::fs::metadata(wal(&path)).map_or(0, |m| m.len()), 0);
+    let alone = dir.path().join("alone.db");
+    std::fs::copy(&path, &alone).unwrap();
+    drop(other);
+    assert_eq!(SqliteSegmentIndex::open(&alone).unwrap().len().unwrap(), 50);
+}
+
 /// What a crash leaves — the database file and a WAL holding committed but
 /// never checkpointed transactions, no `-shm` — opens with every committed
 /// change (SQLite replays the WAL).
