@@ -354,16 +354,17 @@ pub fn run(scratch: &Path, budget: EngineBudget, on_case: &mut dyn FnMut(&str)) 
 /// every segment (`rebuild_index`). Both include opening the SQLite index.
 fn open_after_crash(dir: &Path, segments: usize) -> Vec<BenchResult> {
     let _ = std::fs::remove_dir_all(dir);
+    // 64 KiB segments: a thousandth of the default size, so that building
+    // 10,000 of them stays quick, yet big enough that a rebuild scans data.
     let config = AofConfig::builder()
-        .segment_size(4096)
+        .segment_size(64 * 1024)
         .flush_strategy(FlushStrategy::Async)
         .pre_allocate_enabled(false)
         .build()
         .expect("valid");
-    let payload = vec![7u8; 900];
+    let payload = vec![7u8; 4000];
     {
         let log = Aof::open(dir, config.clone()).expect("open");
-        // Four 932-byte records fill a 4 KiB segment.
         while (log.performance_metrics().segments_finalized as usize) < segments {
             let batch = vec![payload.as_slice(); 64];
             log.append_batch(&batch).expect("append");
@@ -408,7 +409,11 @@ fn open_after_crash(dir: &Path, segments: usize) -> Vec<BenchResult> {
     let log = Aof::open_with(&rebuild_dir, options).expect("rebuild");
     let rebuild_time = t.elapsed();
     let n = log.index().len().expect("index length");
-    assert_eq!(log.next_id(), next, "the rebuilt log must end where the indexed one does");
+    assert_eq!(
+        log.next_id(),
+        next,
+        "the rebuilt log must end where the indexed one does"
+    );
     drop(log);
     let _ = std::fs::remove_dir_all(&rebuild_dir);
     let _ = std::fs::remove_dir_all(dir);

@@ -828,6 +828,7 @@ impl Inner {
             ts,
             prepared,
             self.config.segment_size(),
+            false,
         )?;
         Counters::add(&self.counters.segments_created, 1);
         Ok(())
@@ -1002,6 +1003,7 @@ pub(crate) fn slot_for(dir: &Path, entry: &SegmentEntry) -> SegmentSlot {
 /// `prepared` if given, else a new file (zero-filled to the segment size
 /// when `zero_fill`). Header written and synced, file renamed into place,
 /// directory synced, then the index entry added and synced.
+#[allow(clippy::too_many_arguments, reason = "each is a distinct input of segment creation; called from two places")]
 fn create_active(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -1010,6 +1012,7 @@ fn create_active(
     created_at: u64,
     prepared: Option<PathBuf>,
     segment_size: u64,
+    zero_fill: bool,
 ) -> AofResult<ActiveSegment> {
     let name = segment_file_name(base_id);
     let path = path_in(dir, &name);
@@ -1025,6 +1028,9 @@ fn create_active(
             let f = fs
                 .open(&p, OpenMode::CreateNew)
                 .map_err(|e| AofError::io(&p, e))?;
+            if zero_fill {
+                fill_zeros(f.as_ref(), segment_size).map_err(|e| AofError::io(&p, e))?;
+            }
             (p, f)
         }
     };
@@ -1054,6 +1060,18 @@ fn create_active(
         prealloc_asked: false,
         map,
     })
+}
+
+/// Writes `size` zero bytes from the start of `file`.
+fn fill_zeros(file: &dyn FileHandle, size: u64) -> std::io::Result<()> {
+    let zeros = vec![0u8; ZERO_CHUNK.min(usize::try_from(size).unwrap_or(ZERO_CHUNK))];
+    let mut at = 0u64;
+    while at < size {
+        let n = (size - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// A live map of an active segment file that is pre-allocated to the full
@@ -1132,8 +1150,9 @@ pub(crate) mod recovery_support {
         finalized: Vec<SegmentEntry>,
         torn_tails_cut: u64,
         segment_size: u64,
+        zero_fill: bool,
     ) -> AofResult<Recovered> {
-        let seg = create_active(fs, dir, index, base_id, created_at, None, segment_size)?;
+        let seg = create_active(fs, dir, index, base_id, created_at, None, segment_size, zero_fill)?;
         Ok(Recovered {
             writer: Writer {
                 seg,

@@ -186,6 +186,11 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
         .time
         .now_us()
         .max(finalized.last().and_then(|e| e.finalized_at).unwrap_or(0));
+    // The first segment of a new log is pre-allocated here, where nobody waits
+    // yet, when the strategy syncs often enough for it to pay (see Inner::zero_fill_pays).
+    let config = &options.config;
+    let zero_fill =
+        config.pre_allocate_enabled() && config.flush_strategy() != aof_record::FlushStrategy::Async;
     fresh(
         fs,
         dir,
@@ -194,7 +199,8 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
         created,
         finalized,
         torn_cut,
-        options.config.segment_size(),
+        config.segment_size(),
+        zero_fill,
     )
 }
 

@@ -158,6 +158,62 @@ fn crash_at_every_operation_in_three_modes() {
     );
 }
 
+/// The same sweep with pre-allocated (zero-filled) segments and the
+/// background flusher (Batched(4)). Background threads make the operation
+/// order vary between runs, so the property, not the crash point, is what
+/// each iteration checks: what `durable_id` reported survives.
+#[test]
+fn crash_sweep_with_pre_allocation_and_a_background_flusher() {
+    const RECORDS: u64 = 60;
+    let strategy = FlushStrategy::Batched(4);
+    let open_pre = |fs: &FaultyFileSystem| -> Result<Aof, AofError> {
+        let fs_dyn: Arc<dyn FileSystem> = Arc::new(fs.clone());
+        let index = FileIndex::open(fs_dyn.clone(), Path::new(DIR).join("index.json"))?;
+        let config = AofConfig::builder()
+            .segment_size(4096)
+            .flush_strategy(strategy)
+            .pre_allocate_threshold(0.5)
+            .build()
+            .unwrap();
+        let mut options = AofOptions::new(config);
+        options.fs = fs_dyn;
+        options.time = Arc::new(StepClock::default());
+        Aof::open_with(DIR, options, Arc::new(index))
+    };
+    let clean = FaultyFileSystem::new();
+    let total = {
+        let log = open_pre(&clean).unwrap();
+        let before = clean.ops();
+        let _ = workload(&log, RECORDS);
+        log.flush_blocking().unwrap();
+        let m = log.performance_metrics();
+        assert!(m.segments_finalized >= 3, "the workload must roll over: {m:?}");
+        clean.ops() - before
+    };
+    assert!(total > 40, "{total} operations");
+    let mut with_durable = 0;
+    for k in (0..total).step_by(3) {
+        let fs = FaultyFileSystem::new();
+        let log = open_pre(&fs).unwrap();
+        fs.crash_at(k);
+        let (attempted, _) = workload(&log, RECORDS);
+        let _ = log.flush_blocking();
+        let durable = log.durable_id().map_or(0, |d| d + 1);
+        with_durable += usize::from(durable > 0);
+        drop(log);
+        for mode in [CrashMode::LoseUnsynced, CrashMode::TearLastWrite] {
+            let img = fs.crash_image(mode);
+            let what = format!("pre-allocated, crash at op {k}, {mode:?}");
+            let log = open_pre(&img).unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
+            check_recovered(&log, &img, &attempted, durable, &what);
+        }
+    }
+    assert!(
+        with_durable > 5,
+        "too few crash points had durable records: {with_durable}"
+    );
+}
+
 #[test]
 fn failed_fsync_poisons_the_log_until_reopened() {
     let fs = FaultyFileSystem::new();
