@@ -31,6 +31,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Bytes read ahead from a segment file.
+const READ_AHEAD: usize = 1 << 20;
+
 /// How often a follower looks for new records.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -56,6 +59,9 @@ struct Follower {
     offset: u64,
     /// The id the next record must have.
     next_id: u64,
+    /// Bytes of `file` from `window_at` on, read ahead.
+    window: Vec<u8>,
+    window_at: u64,
 }
 
 /// Prints the last `lines` records of the log in `dir`; with `follow`, then
@@ -161,6 +167,8 @@ impl Follower {
             file,
             offset: SEGMENT_HEADER_SIZE as u64,
             next_id: base,
+            window: Vec::new(),
+            window_at: 0,
         })
     }
 
@@ -208,30 +216,43 @@ impl Follower {
 
     /// The record at `offset`, if one is there, complete and valid.
     fn record_here(&mut self) -> anyhow::Result<Option<Rec>> {
-        let io_err = |e| AofError::io(self.path(), e);
-        let mut head = [0u8; RECORD_HEADER_SIZE];
-        let n = read_at_most(&self.file, &mut head, self.offset).map_err(io_err)?;
-        if n < RECORD_HEADER_SIZE || is_zeroed_header(&head) {
+        let found = self.decode_here();
+        if !matches!(found, Ok(Some(_))) {
+            // The file may grow under the window: read it afresh next time.
+            self.window.clear();
+        }
+        found
+    }
+
+    fn decode_here(&mut self) -> anyhow::Result<Option<Rec>> {
+        let path = self.path();
+        let head = self
+            .bytes_at_offset(RECORD_HEADER_SIZE)
+            .map_err(|e| AofError::io(&path, e))?;
+        if head.len() < RECORD_HEADER_SIZE || is_zeroed_header(head) {
             return Ok(None);
         }
-        let Ok(header) = RecordHeader::parse(&head, MAX_RECORD) else {
+        let Ok(header) = RecordHeader::parse(head, MAX_RECORD) else {
             return Ok(None);
         };
-        let len = header.record_len();
-        let file_len = self.file.metadata().map_err(io_err)?.len();
-        if self.offset + len > file_len {
-            return Ok(None);
+        let len = usize::try_from(header.record_len()).context("record too large for memory")?;
+        if len > READ_AHEAD {
+            // Check the claim before allocating for it.
+            let file_len = self.file.metadata().map_err(|e| AofError::io(&path, e))?.len();
+            if self.offset + len as u64 > file_len {
+                return Ok(None);
+            }
         }
-        let mut buf = vec![0u8; usize::try_from(len).context("record too large for memory")?];
-        let n = read_at_most(&self.file, &mut buf, self.offset).map_err(io_err)?;
-        let Ok(rec) = decode_record(&buf[..n], MAX_RECORD) else {
+        let (base, next_id) = (self.base, self.next_id);
+        let bytes = self.bytes_at_offset(len).map_err(|e| AofError::io(&path, e))?;
+        let Ok(rec) = decode_record(bytes, MAX_RECORD) else {
             return Ok(None);
         };
-        if rec.header.id != self.next_id {
+        if rec.header.id != next_id {
             return Err(AofError::SegmentMismatch {
-                segment: self.base,
+                segment: base,
                 what: "record id",
-                expected: self.next_id,
+                expected: next_id,
                 actual: rec.header.id,
             }
             .into());
@@ -241,9 +262,28 @@ impl Follower {
             timestamp_us: rec.header.timestamp_us,
             payload: rec.payload.to_vec(),
         };
-        self.offset += len;
+        self.offset += len as u64;
         self.next_id += 1;
         Ok(Some(out))
+    }
+
+    /// Up to `len` bytes of the file from `offset` (fewer where it ends),
+    /// through a read-ahead window.
+    fn bytes_at_offset(&mut self, len: usize) -> io::Result<&[u8]> {
+        let start = self
+            .offset
+            .checked_sub(self.window_at)
+            .and_then(|s| usize::try_from(s).ok());
+        if start.is_none_or(|s| s + len > self.window.len()) {
+            self.window.resize(len.max(READ_AHEAD), 0);
+            let n = read_at_most(&self.file, &mut self.window, self.offset)?;
+            self.window.truncate(n);
+            self.window_at = self.offset;
+        }
+        let s = usize::try_from(self.offset - self.window_at).unwrap_or(usize::MAX);
+        let s = s.min(self.window.len());
+        let end = s.saturating_add(len).min(self.window.len());
+        Ok(&self.window[s..end])
     }
 
     /// Where the segment's record data ends, if its footer is in place.
