@@ -29,6 +29,7 @@ pub struct Layout {
 
 /// The file name of the `backend` index inside a log directory.
 pub fn index_file(dir: &Path, backend: IndexBackend) -> PathBuf {
+    // The defaults with another backend are valid; `build` cannot fail here.
     let config = AofConfig::builder()
         .index_backend(backend)
         .build()
