@@ -1003,7 +1003,10 @@ pub(crate) fn slot_for(dir: &Path, entry: &SegmentEntry) -> SegmentSlot {
 /// `prepared` if given, else a new file (zero-filled to the segment size
 /// when `zero_fill`). Header written and synced, file renamed into place,
 /// directory synced, then the index entry added and synced.
-#[allow(clippy::too_many_arguments, reason = "each is a distinct input of segment creation; called from two places")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is a distinct input of segment creation; called from two places"
+)]
 fn create_active(
     fs: &dyn FileSystem,
     dir: &Path,
