@@ -338,7 +338,12 @@ impl Aof {
                 inner.config.max_record_size(),
             )?;
             let count = seg.verify()?;
-            if let Some(entry) = inner.index.get_entry(slot.base_id)? {
+            let Some(entry) = inner.index.get_entry(slot.base_id)? else {
+                return Err(AofError::Index(aof_record::IndexError::NotFound {
+                    base_id: slot.base_id,
+                }));
+            };
+            {
                 let checks = [
                     ("record count", entry.record_count, count),
                     ("file size", entry.original_size, seg.bytes().len() as u64),

@@ -242,15 +242,10 @@ impl FinalizedSegment {
         Ok((rec.header, self.data.slice(payload..payload + rec.payload.len())))
     }
 
-    /// Verifies everything: the data checksum, then every record in order
-    /// against the offset table. Returns the number of records.
+    /// Verifies everything: every record in order against the offset table
+    /// (so damage is reported with its offset), the end of the data, then
+    /// the data checksum over the whole. Returns the number of records.
     pub fn verify(&self) -> AofResult<u64> {
-        self.footer
-            .verify_data(&self.data)
-            .map_err(|source| AofError::InvalidFooter {
-                segment: self.base_id,
-                source,
-            })?;
         let data_end = self.footer.data_end;
         let mut at = SEGMENT_HEADER_SIZE as u64;
         for i in 0..self.footer.record_count {
@@ -274,6 +269,13 @@ impl FinalizedSegment {
                 actual: at,
             });
         }
+        // Catches damage in the header, which no record covers.
+        self.footer
+            .verify_data(&self.data)
+            .map_err(|source| AofError::InvalidFooter {
+                segment: self.base_id,
+                source,
+            })?;
         Ok(self.footer.record_count)
     }
 
