@@ -8,6 +8,7 @@
 //! `cargo xtask bench` runs the `aof-bench` binary; `cargo bench -p aof-bench`
 //! runs the criterion benches of the same operations.
 
+pub mod compare;
 pub mod engine;
 pub mod reads;
 pub mod record;

@@ -6,6 +6,7 @@
 //! | `lint` | `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings` |
 //! | `ci` | `lint`, then `test`: what `.ci/run` does |
 //! | `bench [--quick] [--json PATH]` | the main benchmark job (release build of `aof-bench`) |
+//! | `compare [--quick] [--json PATH] [--sizes N,...]` | the MDBX-vs-SQLite index suite (`aof-compare` binary of `aof-bench`); `--json out.json` also writes the chart `out.svg` |
 //! | `prereqs` | only installs the system prerequisites |
 //!
 //! Dependency-free on purpose: it builds in a second and never waits for the
@@ -28,7 +29,7 @@ const PREREQUISITES: &[(&str, &str, &str)] = &[
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
-        eprintln!("usage: cargo xtask <test|lint|ci|bench|prereqs> [args]");
+        eprintln!("usage: cargo xtask <test|lint|ci|bench|compare|prereqs> [args]");
         return ExitCode::from(2);
     };
     let rest = &args[1..];
@@ -38,8 +39,9 @@ fn main() -> ExitCode {
         "lint" => prereqs().and_then(|()| lint()),
         "ci" => prereqs().and_then(|()| lint()).and_then(|()| test(rest)),
         "bench" => bench(rest),
+        "compare" => prereqs().and_then(|()| compare(rest)),
         other => Err(format!(
-            "unknown command {other:?}; try test, lint, ci, bench or prereqs"
+            "unknown command {other:?}; try test, lint, ci, bench, compare or prereqs"
         )),
     };
     match result {
@@ -175,6 +177,22 @@ fn bench(extra: &[String]) -> Result<(), String> {
         "aof-bench",
         "--bin",
         "aof-bench",
+        "--",
+    ])
+    .args(extra);
+    run(cmd)
+}
+
+fn compare(extra: &[String]) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--quiet",
+        "--release",
+        "--package",
+        "aof-bench",
+        "--bin",
+        "aof-compare",
         "--",
     ])
     .args(extra);

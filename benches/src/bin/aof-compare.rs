@@ -1,0 +1,104 @@
+//! `aof-compare`: the MDBX-vs-SQLite suite of the segment index, run by
+//! `cargo xtask compare`.
+//!
+//! ```text
+//! aof-compare [--quick] [--json PATH] [--sizes 10000,50000,100000]
+//! ```
+//!
+//! Prints a table of every workload beside its same-run raw baseline and the
+//! figures issue 3 claims, then SQLite / MDBX per workload. With
+//! `--json out.json` it also writes `out.json` and the chart `out.svg`.
+//! Database files go to `$AOF_COMPARE_DIR` (default
+//! `target/compare-scratch` of the workspace, on the disk under test) and
+//! are removed afterwards.
+
+use aof_bench::compare::{self, CompareConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: aof-compare [--quick] [--json PATH] [--sizes N,N,...]";
+
+fn main() -> ExitCode {
+    let mut quick = false;
+    let mut json: Option<PathBuf> = None;
+    let mut sizes: Option<Vec<u64>> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--json" | "--sizes" => {
+                let Some(v) = args.next() else {
+                    eprintln!("aof-compare: {a} needs a value\n{USAGE}");
+                    return ExitCode::from(2);
+                };
+                if a == "--json" {
+                    json = Some(v.into());
+                } else {
+                    match v.split(',').map(str::parse).collect::<Result<Vec<u64>, _>>() {
+                        Ok(s) if !s.is_empty() && s.iter().all(|&n| n > 0) => sizes = Some(s),
+                        _ => {
+                            eprintln!("aof-compare: --sizes wants positive numbers separated by commas");
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("aof-compare: unknown argument {other:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let root = std::env::var_os("AOF_COMPARE_DIR").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/compare-scratch")),
+        PathBuf::from,
+    );
+    let scratch = root.join(format!("run-{}", std::process::id()));
+    let mut config = if quick {
+        CompareConfig::quick(scratch.clone())
+    } else {
+        CompareConfig::full(scratch.clone())
+    };
+    if let Some(s) = sizes {
+        config.sizes = s;
+    }
+    let started = std::time::Instant::now();
+    let results = compare::run(&config);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let _ = std::fs::remove_dir(&root); // only if no other run is using it
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("aof-compare: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", compare::table(&results));
+    println!("SQLite / MDBX (backends, and raw engines) per workload:\n");
+    println!("{}", compare::versus_table(&results));
+    println!("took {:.0} s", started.elapsed().as_secs_f64());
+    if let Some(path) = json {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        if let Err(e) = compare::write_json(&path, &results) {
+            eprintln!("aof-compare: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        match compare::write_svg(&path, &results) {
+            Ok(svg) => println!("wrote {} and {}", path.display(), svg.display()),
+            Err(e) => {
+                eprintln!(
+                    "aof-compare: cannot write the chart next to {}: {e}",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
