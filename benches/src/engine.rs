@@ -352,7 +352,7 @@ pub fn run(scratch: &Path, budget: EngineBudget, on_case: &mut dyn FnMut(&str)) 
 /// as a crash would; then times `Aof::open` (index + active-segment scan)
 /// against `Aof::open` of a copy without its index, rebuilt by scanning
 /// every segment (`rebuild_index`). Both include opening the SQLite index.
-fn open_after_crash(dir: &Path, segments: usize) -> Vec<BenchResult> {
+pub fn open_after_crash(dir: &Path, segments: usize) -> Vec<BenchResult> {
     let _ = std::fs::remove_dir_all(dir);
     // 64 KiB segments: a thousandth of the default size, so that building
     // 10,000 of them stays quick, yet big enough that a rebuild scans data.

@@ -1,7 +1,7 @@
 //! `aof-bench`: the main benchmark job, run by `cargo xtask bench`.
 //!
 //! ```text
-//! aof-bench [--quick] [--json PATH] [--only engine|reads|record]
+//! aof-bench [--quick] [--json PATH] [--only engine|open|reads|record]
 //! ```
 //!
 //! Prints a table of every workload beside its same-run baseline; with
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
                 }
             },
             "-h" | "--help" => {
-                println!("usage: aof-bench [--quick] [--json PATH] [--only engine|reads|record]");
+                println!("usage: aof-bench [--quick] [--json PATH] [--only engine|open|reads|record]");
                 return ExitCode::SUCCESS;
             }
             // `cargo bench` passes --bench to every target; ignore it.
@@ -71,11 +71,14 @@ fn main() -> ExitCode {
         pb.set_message(name.to_owned());
         pb.inc(1);
     };
-    let engine_results = if run_engine {
+    let mut engine_results = if run_engine {
         engine::run(&scratch, engine_budget, &mut step)
     } else {
         Vec::new()
     };
+    if only.as_deref() == Some("open") {
+        engine_results = engine::open_after_crash(&scratch.join("crash"), engine_budget.segments);
+    }
     let read_results = if run_reads {
         reads::run(&scratch, budget, &mut step)
     } else {
@@ -87,7 +90,7 @@ fn main() -> ExitCode {
         Vec::new()
     };
     pb.finish_and_clear();
-    if run_engine {
+    if run_engine || only.as_deref() == Some("open") {
         println!("Engine on embedded defaults (local files, SQLite index), 64 MiB segments, pre-allocated;");
         println!(
             "baselines on the same disk in the same run: one write() per record of the same bytes (Async,"
