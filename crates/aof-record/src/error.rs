@@ -134,6 +134,17 @@ pub enum AofError {
         /// The backend asked for.
         backend: crate::config::IndexBackend,
     },
+    /// The configuration names one index backend, the log directory holds
+    /// the other's index.
+    #[error(
+        "the log's index is {found:?}, the configuration asks for {configured:?}; set index_backend to match"
+    )]
+    WrongIndexBackend {
+        /// The backend the configuration names.
+        configured: crate::config::IndexBackend,
+        /// The backend whose index the directory holds.
+        found: crate::config::IndexBackend,
+    },
     /// An id outside the range the operation accepts.
     #[error("id {id} is outside the log's range (first kept id {first}, next id {next})")]
     OutOfRange {

@@ -50,6 +50,9 @@ pub use aof_record::{AofConfig, AofError, AofResult, FlushStrategy, IndexBackend
 /// File name of the SQLite index inside a log directory.
 pub const SQLITE_INDEX_FILE: &str = "index.sqlite";
 
+/// File name of the MDBX index inside a log directory.
+pub const MDBX_INDEX_FILE: &str = "index.mdbx";
+
 /// A log opened on the embedded defaults. Derefs to [`aof_core::Aof`], where
 /// every operation is documented.
 #[derive(Debug)]
@@ -113,15 +116,43 @@ pub fn index_path(dir: &Path, config: &AofConfig) -> PathBuf {
     match config.index_path() {
         Some(p) => p.to_owned(),
         None => dir.join(match config.index_backend() {
-            IndexBackend::Mdbx => "index.mdbx",
+            IndexBackend::Mdbx => MDBX_INDEX_FILE,
             _ => SQLITE_INDEX_FILE,
         }),
     }
 }
 
+/// Which index backend the log in `dir` uses, judged by the index file
+/// present at its default place; `None` when there is none (a new log, or an
+/// index kept elsewhere through `index_path`).
+#[must_use]
+pub fn detect_index_backend(dir: &Path) -> Option<IndexBackend> {
+    if dir.join(SQLITE_INDEX_FILE).exists() {
+        Some(IndexBackend::Sqlite)
+    } else if dir.join(MDBX_INDEX_FILE).exists() {
+        Some(IndexBackend::Mdbx)
+    } else {
+        None
+    }
+}
+
 /// Opens the index backend `config` names, for the log in `dir`.
+///
+/// Refuses with [`AofError::WrongIndexBackend`] when the configuration names
+/// one backend and the directory holds the other's index (after an
+/// `aof index migrate`, say), rather than starting an empty index beside it.
 pub fn open_index(dir: &Path, config: &AofConfig) -> AofResult<Arc<dyn SegmentIndex>> {
     let path = index_path(dir, config);
+    if config.index_path().is_none()
+        && !path.exists()
+        && let Some(found) = detect_index_backend(dir)
+        && found != config.index_backend()
+    {
+        return Err(AofError::WrongIndexBackend {
+            configured: config.index_backend(),
+            found,
+        });
+    }
     match config.index_backend() {
         #[cfg(feature = "sqlite")]
         IndexBackend::Sqlite => Ok(Arc::new(index_sqlite::SqliteSegmentIndex::open(&path)?)),

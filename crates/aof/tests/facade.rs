@@ -71,6 +71,34 @@ fn a_backend_left_out_of_the_build_is_a_clear_error() {
     ));
 }
 
+#[cfg(feature = "mdbx")]
+#[test]
+fn a_log_indexed_by_the_other_backend_is_named_not_reindexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mdbx = AofConfig::builder()
+        .index_backend(aof::IndexBackend::Mdbx)
+        .build()
+        .unwrap();
+    Aof::open(dir.path(), mdbx).unwrap().append(b"x").unwrap();
+    assert_eq!(
+        aof::detect_index_backend(dir.path()),
+        Some(aof::IndexBackend::Mdbx)
+    );
+    match Aof::open(dir.path(), config()) {
+        Err(aof::AofError::WrongIndexBackend { configured, found }) => {
+            assert_eq!(
+                (configured, found),
+                (aof::IndexBackend::Sqlite, aof::IndexBackend::Mdbx)
+            );
+        }
+        other => panic!("expected WrongIndexBackend, got {other:?}"),
+    }
+    assert!(
+        !dir.path().join(SQLITE_INDEX_FILE).exists(),
+        "no empty SQLite index may appear"
+    );
+}
+
 const CHILD_ENV: &str = "AOF_FACADE_CHILD_DIR";
 
 fn payload(id: u64) -> Vec<u8> {
