@@ -157,8 +157,10 @@ pub struct Pair {
     pub baseline: Side,
     /// Median of the per-round subject / baseline rates.
     pub ratio: f64,
-    /// The writer thread of a concurrent workload, with its ratio.
-    pub writer: Option<(Side, Side, f64)>,
+    /// Smallest and largest per-round ratio: how much the machine drifted.
+    pub ratio_range: (f64, f64),
+    /// The writer thread of a concurrent workload, with its ratio and range.
+    pub writer: Option<(Side, Side, f64, (f64, f64))>,
 }
 
 /// The `q` quantile of sorted nanosecond samples, in µs.
@@ -169,6 +171,13 @@ pub fn percentile_us(sorted: &[u64], q: f64) -> f64 {
     }
     let i = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[i.min(sorted.len() - 1)] as f64 / 1e3
+}
+
+fn min_max(xs: &[f64]) -> (f64, f64) {
+    xs.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
 }
 
 fn side(rates: &mut [f64], samples: &mut [u64]) -> Side {
@@ -233,16 +242,20 @@ pub fn alternate(
         }
     }
     let writer = (!swr.is_empty()).then(|| {
+        let range = min_max(&wratio);
         (
             side(&mut swr, &mut sws),
             side(&mut bwr, &mut bws),
             median(&mut wratio),
+            range,
         )
     });
+    let ratio_range = min_max(&ratio);
     Ok(Pair {
         subject: side(&mut sr, &mut ss),
         baseline: side(&mut br, &mut bs),
         ratio: median(&mut ratio),
+        ratio_range,
         writer,
     })
 }
@@ -250,24 +263,25 @@ pub fn alternate(
 /// What a reader or writer thread of a concurrent round did.
 pub type Lane = Res<(u64, Vec<u64>)>;
 
-/// `readers` reader threads and one writer thread, started together and
-/// stopped together after `duration`. Each runs until the flag it is given
-/// is set and returns its units and per-call latencies.
+/// `readers` reader threads and one writer thread, run together for
+/// `duration`. Each thread gets its number (readers only), the start gate
+/// and the stop flag: it sets itself up (opens connections, …), waits at the
+/// gate, then works until the flag is set and returns its units and
+/// per-call latencies. The clock starts when every thread has passed the gate.
 pub fn concurrent(
     readers: usize,
     duration: Duration,
-    reader: &(dyn Fn(usize, &AtomicBool) -> Lane + Sync),
-    writer: &(dyn Fn(&AtomicBool) -> Lane + Sync),
+    reader: &(dyn Fn(usize, &Barrier, &AtomicBool) -> Lane + Sync),
+    writer: &(dyn Fn(&Barrier, &AtomicBool) -> Lane + Sync),
 ) -> Res<Round> {
     let stop = AtomicBool::new(false);
-    let barrier = Barrier::new(readers + 2);
+    let gate = Barrier::new(readers + 2);
     let results: Mutex<Vec<(bool, Lane)>> = Mutex::new(Vec::new());
     let elapsed = std::thread::scope(|s| {
         for r in 0..readers {
-            let (stop, barrier, results) = (&stop, &barrier, &results);
+            let (stop, gate, results) = (&stop, &gate, &results);
             s.spawn(move || {
-                barrier.wait();
-                let out = reader(r, stop);
+                let out = reader(r, gate, stop);
                 results
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -275,17 +289,16 @@ pub fn concurrent(
             });
         }
         {
-            let (stop, barrier, results) = (&stop, &barrier, &results);
+            let (stop, gate, results) = (&stop, &gate, &results);
             s.spawn(move || {
-                barrier.wait();
-                let out = writer(stop);
+                let out = writer(gate, stop);
                 results
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .push((true, out));
             });
         }
-        barrier.wait();
+        gate.wait();
         let start = Instant::now();
         std::thread::sleep(duration);
         stop.store(true, Ordering::Relaxed);

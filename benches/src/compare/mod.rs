@@ -42,6 +42,7 @@ use serde::Serialize;
 use std::hint::black_box;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Barrier;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -91,9 +92,9 @@ impl CompareConfig {
     pub fn full(scratch: PathBuf) -> Self {
         Self {
             sizes: vec![10_000, 50_000, 100_000],
-            rounds: 7,
-            round_time: Duration::from_millis(120),
-            concurrent_time: Duration::from_millis(200),
+            rounds: 9,
+            round_time: Duration::from_millis(150),
+            concurrent_time: Duration::from_millis(250),
             readers: vec![1, 2, 4],
             single_insert_cap: 1_000,
             sync_cap: 300,
@@ -107,8 +108,8 @@ impl CompareConfig {
         Self {
             sizes: vec![10_000],
             rounds: 5,
-            round_time: Duration::from_millis(40),
-            concurrent_time: Duration::from_millis(80),
+            round_time: Duration::from_millis(50),
+            concurrent_time: Duration::from_millis(100),
             readers: vec![1, 2, 4],
             single_insert_cap: 400,
             sync_cap: 100,
@@ -176,6 +177,8 @@ pub struct CompareResult {
     /// Backend / baseline: median of per-round rate ratios (for
     /// `file_size`: backend bytes / baseline bytes, lower is better).
     pub ratio_to_baseline: Option<f64>,
+    /// Smallest and largest per-round ratio.
+    pub ratio_range: Option<(f64, f64)>,
     /// `file_size` only: bytes on disk per segment.
     pub bytes_per_segment: Option<f64>,
     /// `file_size` only: the baseline's bytes on disk per segment.
@@ -207,6 +210,7 @@ impl CompareResult {
             baseline_p50_us: None,
             baseline_p99_us: None,
             ratio_to_baseline: None,
+            ratio_range: None,
             bytes_per_segment: None,
             baseline_bytes_per_segment: None,
             claimed: None,
@@ -214,7 +218,8 @@ impl CompareResult {
         }
     }
 
-    fn with_sides(mut self, subject: Side, baseline: Side, ratio: f64) -> Self {
+    fn with_sides(mut self, subject: Side, baseline: Side, ratio: f64, range: (f64, f64)) -> Self {
+        self.ratio_range = Some(range);
         self.ops_per_sec = Some(subject.rate);
         self.p50_us = Some(subject.p50_us);
         self.p99_us = Some(subject.p99_us);
@@ -420,7 +425,7 @@ fn suite<B: Baseline>(
     let step = |w: &str| pb.set_message(format!("{name} {n}: {w}"));
     let row = |w: &str, unit: &'static str| CompareResult::measured(backend, w.to_owned(), n, unit, B::LABEL);
     let push = |out: &mut Vec<CompareResult>, w: &str, unit: &'static str, p: &Pair| {
-        out.push(row(w, unit).with_sides(p.subject, p.baseline, p.ratio));
+        out.push(row(w, unit).with_sides(p.subject, p.baseline, p.ratio, p.ratio_range));
         pb.inc(1);
     };
 
@@ -571,7 +576,8 @@ fn suite<B: Baseline>(
     for &readers in &cfg.readers {
         let w = format!("concurrent_r{readers}");
         step(&w);
-        let reader = |r: usize, stop: &AtomicBool| {
+        let reader = |r: usize, gate: &Barrier, stop: &AtomicBool| {
+            gate.wait();
             let mut ids = Cycle::new(inputs.ids, r * 7919);
             until_stopped(stop, &mut || {
                 black_box(
@@ -582,7 +588,8 @@ fn suite<B: Baseline>(
                 Ok(())
             })
         };
-        let writer = |stop: &AtomicBool| {
+        let writer = |gate: &Barrier, stop: &AtomicBool| {
+            gate.wait();
             let mut k = 0u64;
             until_stopped(stop, &mut || {
                 k += 1;
@@ -599,9 +606,10 @@ fn suite<B: Baseline>(
             pair.subject,
             pair.baseline,
             pair.ratio,
+            pair.ratio_range,
         ));
-        if let Some((s, b, ratio)) = pair.writer {
-            out.push(row(&format!("{w}_writer"), "tail updates/s").with_sides(s, b, ratio));
+        if let Some((s, b, ratio, range)) = pair.writer {
+            out.push(row(&format!("{w}_writer"), "tail updates/s").with_sides(s, b, ratio, range));
         }
         pb.inc(1);
     }

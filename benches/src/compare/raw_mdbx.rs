@@ -23,6 +23,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -307,7 +308,8 @@ impl Baseline for RawMdbx {
     }
 
     fn concurrent_round(&self, readers: usize, ids: &[u64], active: u64, duration: Duration) -> Res<Round> {
-        let reader = |r: usize, stop: &AtomicBool| -> Lane {
+        let reader = |r: usize, gate: &Barrier, stop: &AtomicBool| -> Lane {
+            gate.wait();
             let mut s = Sampler::new();
             let mut ids = Cycle::new(ids, r * 7919);
             'renew: while !stop.load(Ordering::Relaxed) {
@@ -325,7 +327,8 @@ impl Baseline for RawMdbx {
             }
             Ok((s.units, s.samples))
         };
-        let writer = |stop: &AtomicBool| -> Lane {
+        let writer = |gate: &Barrier, stop: &AtomicBool| -> Lane {
+            gate.wait();
             let mut k = 0u64;
             until_stopped(stop, &mut || {
                 k += 1;

@@ -12,6 +12,7 @@ use aof_record::SegmentEntry;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::sync::Barrier;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -234,16 +235,29 @@ impl Baseline for RawSqlite {
 
     fn concurrent_round(&self, readers: usize, ids: &[u64], active: u64, duration: Duration) -> Res<Round> {
         let path = &self.path;
-        let reader = |r: usize, stop: &AtomicBool| -> Lane {
-            let conn = connect(path)?;
+        // Connections are opened and statements prepared before the start.
+        let reader = |r: usize, gate: &Barrier, stop: &AtomicBool| -> Lane {
+            let conn = (|| -> Res<Connection> {
+                let c = connect(path)?;
+                find(&c, ids[0])?;
+                Ok(c)
+            })();
+            gate.wait();
+            let conn = conn?;
             let mut ids = super::data::Cycle::new(ids, r * 7919);
             until_stopped(stop, &mut || {
                 black_box(find(&conn, ids.next_item())?.ok_or("raw lookup missed")?);
                 Ok(())
             })
         };
-        let writer = |stop: &AtomicBool| -> Lane {
-            let conn = connect(path)?;
+        let writer = |gate: &Barrier, stop: &AtomicBool| -> Lane {
+            let conn = (|| -> Res<Connection> {
+                let c = connect(path)?;
+                c.prepare_cached(TAIL)?;
+                Ok(c)
+            })();
+            gate.wait();
+            let conn = conn?;
             let mut k = 0u64;
             until_stopped(stop, &mut || {
                 k += 1;
