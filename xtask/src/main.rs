@@ -6,7 +6,7 @@
 //! | `lint` | `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings` |
 //! | `ci` | `lint`, then `test`: what `.ci/run` does |
 //! | `bench [--quick] [--json PATH]` | the main benchmark job (release build of `aof-bench`) |
-//! | `compare [--quick] [--json PATH] [--sizes N,...]` | the MDBX-vs-SQLite index suite (`aof-compare` binary of `aof-bench`); `--json out.json` also writes the chart `out.svg` |
+//! | `compare [--quick] [--json PATH] [--sizes N,...] [--batch N]` | the MDBX-vs-SQLite index suite (`aof-compare` binary of `aof-bench`); `--json out.json` also writes the chart `out.svg` |
 //! | `prereqs` | only installs the system prerequisites |
 //!
 //! Dependency-free on purpose: it builds in a second and never waits for the

@@ -2,7 +2,7 @@
 //! `cargo xtask compare`.
 //!
 //! ```text
-//! aof-compare [--quick] [--json PATH] [--sizes 10000,50000,100000]
+//! aof-compare [--quick] [--json PATH] [--sizes 10000,50000,100000] [--batch N]
 //! ```
 //!
 //! Prints a table of every workload beside its same-run raw baseline and the
@@ -16,23 +16,33 @@ use aof_bench::compare::{self, CompareConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: aof-compare [--quick] [--json PATH] [--sizes N,N,...]";
+const USAGE: &str = "usage: aof-compare [--quick] [--json PATH] [--sizes N,N,...] [--batch N]\n\
+    --batch N: insert_batched adds N entries per call (default: the whole index in one call)";
 
 fn main() -> ExitCode {
     let mut quick = false;
     let mut json: Option<PathBuf> = None;
     let mut sizes: Option<Vec<u64>> = None;
+    let mut batch: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
-            "--json" | "--sizes" => {
+            "--json" | "--sizes" | "--batch" => {
                 let Some(v) = args.next() else {
                     eprintln!("aof-compare: {a} needs a value\n{USAGE}");
                     return ExitCode::from(2);
                 };
                 if a == "--json" {
                     json = Some(v.into());
+                } else if a == "--batch" {
+                    match v.parse() {
+                        Ok(n) if n > 0 => batch = Some(n),
+                        _ => {
+                            eprintln!("aof-compare: --batch wants a positive number");
+                            return ExitCode::from(2);
+                        }
+                    }
                 } else {
                     match v.split(',').map(str::parse).collect::<Result<Vec<u64>, _>>() {
                         Ok(s) if !s.is_empty() && s.iter().all(|&n| n > 0) => sizes = Some(s),
@@ -66,6 +76,7 @@ fn main() -> ExitCode {
     if let Some(s) = sizes {
         config.sizes = s;
     }
+    config.batch = batch;
     let started = std::time::Instant::now();
     let results = compare::run(&config);
     let _ = std::fs::remove_dir_all(&scratch);

@@ -13,8 +13,6 @@ pub const TICK: u64 = 1_000;
 pub const APPEND_BASE: u64 = 1 << 40;
 /// Width of a `time_range` query window: about ten segments.
 pub const WINDOW_US: u64 = 10 * TICK;
-/// Entries per `add_entries` call (and per raw transaction) in `insert_batched`.
-pub const BATCH: usize = 1_000;
 /// Entries `get_segments_for_archiving` asks for in `status_archiving`.
 pub const ARCHIVE_COUNT: usize = 16;
 

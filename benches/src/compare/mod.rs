@@ -8,7 +8,7 @@
 //!
 //! | workload | what one call is |
 //! |---|---|
-//! | `insert_batched` | `add_entries` of 1 000 entries into a new file, until it holds the whole index (raw: one transaction per 1 000 rows), repeated with fresh files for the round's time; rate in entries/s, latency per call |
+//! | `insert_batched` | one `add_entries` of the whole index into a new file, as `copy_index` does (raw: one transaction), repeated with fresh files for the round's time; `--batch N` splits it into calls of N entries; rate in entries/s, latency per call |
 //! | `file_size` | bytes on disk per segment after that load and a checkpoint (SQLite: database + `-wal`; MDBX: the data file) |
 //! | `find_segment_for_id` | one lookup of a random id |
 //! | `time_range` | `find_segments_for_timestamp` over a random window about ten segments wide |
@@ -33,7 +33,7 @@ use crate::progress;
 use aof_index_mdbx::MdbxSegmentIndex;
 use aof_index_sqlite::{Maintenance, SqliteSegmentIndex};
 use aof_record::SegmentIndex;
-use data::{ARCHIVE_COUNT, BATCH, Cycle, Dataset, SPAN};
+use data::{ARCHIVE_COUNT, Cycle, Dataset, SPAN};
 use indicatif::ProgressBar;
 use measure::{Limits, Pair, Round, Sampler, Side, alternate, concurrent, timed, until_stopped};
 use raw_mdbx::{Encoded, RawMdbx};
@@ -82,6 +82,10 @@ pub struct CompareConfig {
     pub single_insert_cap: u64,
     /// Most `sync` calls per round.
     pub sync_cap: u64,
+    /// Entries per `add_entries` call (and per raw transaction) in
+    /// `insert_batched`; `None`: the whole index in one call, as
+    /// `aof_record::index::copy_index` does.
+    pub batch: Option<usize>,
     /// Directory for the database files (created, and removed afterwards).
     pub scratch: PathBuf,
 }
@@ -98,6 +102,7 @@ impl CompareConfig {
             readers: vec![1, 2, 4],
             single_insert_cap: 1_000,
             sync_cap: 300,
+            batch: None,
             scratch,
         }
     }
@@ -113,6 +118,7 @@ impl CompareConfig {
             readers: vec![1, 2, 4],
             single_insert_cap: 400,
             sync_cap: 100,
+            batch: None,
             scratch,
         }
     }
@@ -434,7 +440,8 @@ fn suite<B: Baseline>(
     step("insert_batched");
     let (mut live_s, mut live_b): (Option<(Subject, PathBuf)>, Option<B>) = (None, None);
     let (mut ns, mut nb) = (0, 0);
-    let batches = data.index_entries().len().div_ceil(BATCH);
+    let batch = cfg.batch.unwrap_or(data.main).max(1);
+    let batches = data.main.div_ceil(batch);
     let round_ns = u64::try_from(cfg.round_time.as_nanos()).unwrap_or(u64::MAX);
     let pair = alternate(
         cfg.rounds,
@@ -452,7 +459,7 @@ fn suite<B: Baseline>(
                 }
                 let (subject, _) = live_s.as_ref().ok_or("no subject")?;
                 s.begin();
-                for chunk in data.index_entries().chunks(BATCH) {
+                for chunk in data.index_entries().chunks(batch) {
                     subject.index().add_entries(chunk)?;
                     s.tick(chunk.len() as u64);
                 }
@@ -474,7 +481,7 @@ fn suite<B: Baseline>(
                 let raw = live_b.insert(B::create(&path, ctx, data)?);
                 s.begin();
                 for b in 0..batches {
-                    let range = b * BATCH..((b + 1) * BATCH).min(data.main);
+                    let range = b * batch..((b + 1) * batch).min(data.main);
                     let len = range.len() as u64;
                     raw.insert_batch(data, ctx, range)?;
                     s.tick(len);

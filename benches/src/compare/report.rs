@@ -133,7 +133,7 @@ pub fn table(results: &[CompareResult]) -> String {
     }
     format!(
         "{CLAIMS_SOURCE}\nratio = backend / raw baseline in the same run, median of per-round ratios \
-         (file_size: bytes / raw bytes). Latencies are per call: insert_batched calls add 1000 entries; \
+         (file_size: bytes / raw bytes). Latencies are per call: an insert_batched call adds the whole index (or --batch N); \
          sync times sync() alone.\n\n{}",
         render(&rows, &[0, 1, 10, 11])
     )
