@@ -25,7 +25,7 @@ use crate::metrics::{Counters, PerformanceMetrics};
 use crate::segment::{FinalizedSegment, Scan, digest_of, footer_bytes, path_in};
 use aof_flush::{Clock, FlushController, FlushDecision, FlushKind, FlushMetricsSnapshot, SystemClock};
 use aof_record::checksum::Crc64;
-use aof_record::record::{RecordFlags, append_record, decode_record, encoded_len};
+use aof_record::record::{RecordFlags, append_record_unsealed, decode_record, encoded_len, seal_record};
 use aof_record::segment::{
     SEGMENT_FILE_EXTENSION, SEGMENT_HEADER_SIZE, SegmentFooter, SegmentHeader, parse_segment_file_name,
     segment_file_name,
@@ -66,9 +66,14 @@ pub struct SystemTime;
 
 impl TimeSource for SystemTime {
     fn now_us(&self) -> u64 {
+        // On every append: plain u64 arithmetic rather than u128 `as_micros`.
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+            .map_or(0, |d| {
+                d.as_secs()
+                    .saturating_mul(1_000_000)
+                    .saturating_add(u64::from(d.subsec_micros()))
+            })
     }
 }
 
@@ -210,6 +215,25 @@ pub(crate) struct Writer {
     pub(crate) buf: Vec<u8>,
     pub(crate) next_id: u64,
     pub(crate) last_ts: u64,
+    /// Index (in `seg.offsets`) of the first buffered record whose checksum is
+    /// not computed yet: records are sealed in one pass before the buffer is
+    /// written or read (see `aof_record::record::append_record_unsealed`).
+    pub(crate) unsealed_from: usize,
+}
+
+impl Writer {
+    /// Computes the checksums of every buffered record not yet sealed.
+    pub(crate) fn seal_buffered(&mut self) {
+        let n = self.seg.offsets.len();
+        let buf_end = self.seg.written + self.buf.len() as u64;
+        for i in self.unsealed_from..n {
+            let start = (u64::from(self.seg.offsets[i]) - self.seg.written) as usize;
+            let end =
+                (self.seg.offsets.get(i + 1).map_or(buf_end, |o| u64::from(*o)) - self.seg.written) as usize;
+            seal_record(&mut self.buf[start..end]);
+        }
+        self.unsealed_from = n;
+    }
 }
 
 pub(crate) struct ActiveSegment {
@@ -559,7 +583,7 @@ impl Inner {
         let ts = self.time.now_us().max(w.last_ts);
         let offset = w.seg.data_len(w.buf.len());
         let id = w.next_id;
-        append_record(&mut w.buf, id, ts, RecordFlags::NONE, payload).map_err(|source| {
+        append_record_unsealed(&mut w.buf, id, ts, RecordFlags::NONE, payload).map_err(|source| {
             AofError::Corruption {
                 segment: w.seg.base_id,
                 offset,
@@ -593,6 +617,7 @@ impl Inner {
         if w.buf.is_empty() {
             return Ok(());
         }
+        w.seal_buffered();
         if let Err(e) = w.seg.file.write_all_at(&w.buf, w.seg.written) {
             return Err(self.poison(AofError::io(&w.seg.path, e)));
         }
@@ -820,6 +845,7 @@ impl Inner {
         let prepared = lock(&self.wake).prepared.take();
         let ts = self.time.now_us().max(w.last_ts);
         w.last_ts = ts;
+        w.unsealed_from = 0;
         w.seg = create_active(
             self.fs.as_ref(),
             &self.dir,
@@ -843,12 +869,12 @@ impl Inner {
                 let seg = self.open_segment(&slot)?;
                 return Ok(seg.read(id)?.map(|(_, payload)| payload));
             }
-            let w = lock(&self.writer);
+            let mut w = lock(&self.writer);
             if id >= w.next_id {
                 return Ok(None);
             }
             if id >= w.seg.base_id {
-                return read_active(&w, id, self.config.max_record_size()).map(|(_, p)| Some(p));
+                return read_active(&mut w, id, self.config.max_record_size()).map(|(_, p)| Some(p));
             }
             // Below the active segment and not (or no longer) among the
             // finalized ones: either a rollover raced with this read (look
@@ -912,7 +938,8 @@ impl Inner {
 
 /// Reads record `id` of the active segment (under the writer lock): its
 /// timestamp and payload.
-pub(crate) fn read_active(w: &Writer, id: u64, max_record_size: u32) -> AofResult<(u64, Bytes)> {
+pub(crate) fn read_active(w: &mut Writer, id: u64, max_record_size: u32) -> AofResult<(u64, Bytes)> {
+    w.seal_buffered();
     let index = (id - w.seg.base_id) as usize;
     let offset = u64::from(w.seg.offsets[index]);
     let end = w
@@ -1115,6 +1142,8 @@ pub(crate) mod recovery_support {
         segment_size: u64,
     ) -> Recovered {
         let next_id = base_id + scan.offsets.len() as u64;
+        // Every scanned record is already in the file, checksum and all.
+        let sealed = scan.offsets.len();
         let end = usize::try_from(scan.data_end)
             .unwrap_or(usize::MAX)
             .min(data.len());
@@ -1135,6 +1164,7 @@ pub(crate) mod recovery_support {
                 buf: Vec::with_capacity(WRITE_BUFFER + 4096),
                 next_id,
                 last_ts,
+                unsealed_from: sealed,
             },
             finalized: finalized.iter().map(|e| slot_for(dir, e)).collect(),
             torn_tails_cut,
@@ -1162,6 +1192,7 @@ pub(crate) mod recovery_support {
                 buf: Vec::with_capacity(WRITE_BUFFER + 4096),
                 next_id: base_id,
                 last_ts: created_at,
+                unsealed_from: 0,
             },
             finalized: finalized.iter().map(|e| slot_for(dir, e)).collect(),
             torn_tails_cut,

@@ -125,7 +125,7 @@ impl Reader {
                 None => return Err(missing(id)),
             },
             None => {
-                let w = lock(&self.inner.writer);
+                let mut w = lock(&self.inner.writer);
                 if id < w.seg.base_id || id >= w.next_id {
                     // A rollover or truncation moved under us; look again next call.
                     drop(w);
@@ -135,7 +135,7 @@ impl Reader {
                         Ok(None)
                     };
                 }
-                let (timestamp_us, payload) = read_active(&w, id, self.inner.config.max_record_size())?;
+                let (timestamp_us, payload) = read_active(&mut w, id, self.inner.config.max_record_size())?;
                 Record {
                     id,
                     timestamp_us,
@@ -370,9 +370,9 @@ impl Aof {
             progress(i as u64 + 1, total);
         }
         // The active segment: every record written so far, re-read and checked.
-        let w = lock(&inner.writer);
+        let mut w = lock(&inner.writer);
         for id in w.seg.base_id..w.next_id {
-            read_active(&w, id, inner.config.max_record_size())?;
+            read_active(&mut w, id, inner.config.max_record_size())?;
         }
         report.segments += 1;
         report.records += w.next_id - w.seg.base_id;

@@ -179,6 +179,7 @@ impl Inner {
             .read_vec_at(new_end as usize, 0)
             .map_err(|e| AofError::io(&w.seg.path, e))?;
         w.seg.offsets.truncate(keep);
+        w.unsealed_from = keep;
         w.seg.written = new_end;
         w.seg.crc = digest_of(&data);
         w.next_id = keep_next;
@@ -290,6 +291,7 @@ impl Inner {
         };
         w.next_id = keep_next;
         w.buf.clear();
+        w.unsealed_from = keep as usize;
         Ok(())
     }
 }
