@@ -61,7 +61,7 @@ fn main() -> ExitCode {
         cases += engine::cases(engine_budget);
     }
     if run_record {
-        cases += record::SIZES.len() as u64 * 2 + 2;
+        cases += record::SIZES.len() as u64 * 3 + 2;
     }
     if run_reads {
         cases += reads::CASES;
