@@ -10,7 +10,8 @@
 //! `--json out.json` it also writes `out.json` and the chart `out.svg`.
 //! Database files go to `$AOF_COMPARE_DIR` (default
 //! `target/compare-scratch` of the workspace, on the disk under test) and
-//! are removed afterwards.
+//! are removed afterwards. `AOF_COMPARE_DEBUG=1` prints every round's rates
+//! on standard error.
 
 use aof_bench::compare::{self, CompareConfig};
 use std::path::PathBuf;
