@@ -22,17 +22,15 @@
 
 use crate::fs::{FileHandle, FileHandleExt, FileSystem, LocalFileSystem, LockGuard, OpenMode};
 use crate::metrics::{Counters, PerformanceMetrics};
-use crate::segment::{FinalizedSegment, Scan, digest_of, footer_bytes, path_in};
+use crate::segment::{FinalizedSegment, Scan, checked_record, digest_of, footer_bytes, path_in};
 use aof_flush::{Clock, FlushController, FlushDecision, FlushKind, FlushMetricsSnapshot, SystemClock};
 use aof_record::checksum::Crc64;
-use aof_record::record::{RecordFlags, append_record_unsealed, decode_record, encoded_len, seal_record};
+use aof_record::record::{RecordFlags, append_record_unsealed, encoded_len, seal_record};
 use aof_record::segment::{
     SEGMENT_FILE_EXTENSION, SEGMENT_HEADER_SIZE, SegmentFooter, SegmentHeader, parse_segment_file_name,
     segment_file_name,
 };
-use aof_record::{
-    AofConfig, AofError, AofResult, FlushStrategy, RECORD_HEADER_SIZE, SegmentEntry, SegmentIndex,
-};
+use aof_record::{AofConfig, AofError, AofResult, FlushStrategy, SegmentEntry, SegmentIndex};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -948,58 +946,27 @@ pub(crate) fn read_active(w: &mut Writer, id: u64, max_record_size: u32) -> AofR
         .get(index + 1)
         .map_or(w.seg.data_len(w.buf.len()), |o| u64::from(*o));
     let len = (end - offset) as usize;
-    if let Some(map) = &w.seg.map
-        && end <= w.seg.written
-        && end <= map.len() as u64
-    {
-        // Copied out, never sliced: the active file can still shrink
-        // (truncate_after), and a slice of its map must not outlive that.
-        let region = &map[offset as usize..end as usize];
-        let rec = decode_record(region, max_record_size).map_err(|source| AofError::Corruption {
-            segment: w.seg.base_id,
-            offset,
-            source,
-        })?;
-        if rec.header.id != id {
-            return Err(AofError::SegmentMismatch {
-                segment: w.seg.base_id,
-                what: "record id",
-                expected: id,
-                actual: rec.header.id,
-            });
+    let from_file;
+    let region: &[u8] = match &w.seg.map {
+        Some(map) if end <= w.seg.written && end <= map.len() as u64 => &map[offset as usize..end as usize],
+        _ if offset >= w.seg.written => {
+            let at = (offset - w.seg.written) as usize;
+            &w.buf[at..at + len]
         }
-        return Ok((rec.header.timestamp_us, Bytes::copy_from_slice(rec.payload)));
-    }
-    let bytes = if offset >= w.seg.written {
-        let at = (offset - w.seg.written) as usize;
-        w.buf[at..at + len].to_vec()
-    } else {
-        let mut v = vec![0u8; len];
-        w.seg
-            .file
-            .read_exact_at(&mut v, offset)
-            .map_err(|e| AofError::io(&w.seg.path, e))?;
-        v
+        _ => {
+            let mut v = vec![0u8; len];
+            w.seg
+                .file
+                .read_exact_at(&mut v, offset)
+                .map_err(|e| AofError::io(&w.seg.path, e))?;
+            from_file = v;
+            &from_file
+        }
     };
-    let rec = decode_record(&bytes, max_record_size).map_err(|source| AofError::Corruption {
-        segment: w.seg.base_id,
-        offset,
-        source,
-    })?;
-    if rec.header.id != id {
-        return Err(AofError::SegmentMismatch {
-            segment: w.seg.base_id,
-            what: "record id",
-            expected: id,
-            actual: rec.header.id,
-        });
-    }
-    let payload_len = rec.payload.len();
-    let ts = rec.header.timestamp_us;
-    Ok((
-        ts,
-        Bytes::from(bytes).slice(RECORD_HEADER_SIZE..RECORD_HEADER_SIZE + payload_len),
-    ))
+    let rec = checked_record(region, id, w.seg.base_id, offset, max_record_size)?;
+    // Copied out, never sliced: the active file can still shrink
+    // (truncate_after), and a slice of its map must not outlive that.
+    Ok((rec.header.timestamp_us, Bytes::copy_from_slice(rec.payload)))
 }
 
 fn file_name(path: &Path) -> String {

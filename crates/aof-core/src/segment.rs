@@ -225,19 +225,7 @@ impl FinalizedSegment {
                 actual: offset,
             });
         };
-        let rec = decode_record(region, self.max_record_size).map_err(|source| AofError::Corruption {
-            segment: self.base_id,
-            offset,
-            source,
-        })?;
-        if rec.header.id != id {
-            return Err(AofError::SegmentMismatch {
-                segment: self.base_id,
-                what: "record id",
-                expected: id,
-                actual: rec.header.id,
-            });
-        }
+        let rec = checked_record(region, id, self.base_id, offset, self.max_record_size)?;
         let payload = start + RECORD_HEADER_SIZE;
         Ok((rec.header, self.data.slice(payload..payload + rec.payload.len())))
     }
@@ -292,6 +280,31 @@ impl FinalizedSegment {
     pub fn bytes(&self) -> &Bytes {
         &self.data
     }
+}
+
+/// Decodes the record at the start of `region` (at `offset` in segment
+/// `segment`) and checks that it is record `id`.
+pub(crate) fn checked_record(
+    region: &[u8],
+    id: u64,
+    segment: u64,
+    offset: u64,
+    max_record_size: u32,
+) -> AofResult<aof_record::record::DecodedRecord<'_>> {
+    let rec = decode_record(region, max_record_size).map_err(|source| AofError::Corruption {
+        segment,
+        offset,
+        source,
+    })?;
+    if rec.header.id != id {
+        return Err(AofError::SegmentMismatch {
+            segment,
+            what: "record id",
+            expected: id,
+            actual: rec.header.id,
+        });
+    }
+    Ok(rec)
 }
 
 /// The offset table and footer that seal a segment whose data ends at `data_end`.
