@@ -2,7 +2,8 @@
 //! `MdbxSegmentIndex` and `SqliteSegmentIndex` run the same random operation
 //! sequences and must give identical results at every step (values equal,
 //! errors equal by variant and segment), including after the persistent ones
-//! are dropped and reopened from their files.
+//! are dropped and reopened from their files. After every step MDBX's own
+//! `verify` checks that its secondary tables agree with its entries.
 
 use aof_index_mdbx::MdbxSegmentIndex;
 use aof_index_sqlite::SqliteSegmentIndex;
@@ -213,45 +214,63 @@ fn apply(index: &dyn SegmentIndex, op: &Op, base: u64) -> IndexResult<Value> {
     }
 }
 
+/// An open persistent backend.
+enum Handle {
+    Mdbx(MdbxSegmentIndex),
+    Sqlite(SqliteSegmentIndex),
+}
+
 /// A persistent backend under test: how to open it, and the open handle.
 struct Persistent {
     name: &'static str,
-    open: fn(&Path) -> Box<dyn SegmentIndex>,
+    open: fn(&Path) -> Handle,
     path: std::path::PathBuf,
-    index: Option<Box<dyn SegmentIndex>>,
+    handle: Option<Handle>,
 }
 
 impl Persistent {
-    fn new(name: &'static str, open: fn(&Path) -> Box<dyn SegmentIndex>, path: std::path::PathBuf) -> Self {
-        let index = Some(open(&path));
+    fn new(name: &'static str, open: fn(&Path) -> Handle, path: std::path::PathBuf) -> Self {
+        let handle = Some(open(&path));
         Self {
             name,
             open,
             path,
-            index,
+            handle,
         }
     }
 
     fn reopen(&mut self) {
-        drop(self.index.take());
-        self.index = Some((self.open)(&self.path));
+        drop(self.handle.take());
+        self.handle = Some((self.open)(&self.path));
     }
 
     fn index(&self) -> &dyn SegmentIndex {
-        self.index.as_deref().expect("open")
+        match self.handle.as_ref().expect("open") {
+            Handle::Mdbx(i) => i,
+            Handle::Sqlite(i) => i,
+        }
+    }
+
+    /// The backend's own consistency check, where it has one: MDBX's
+    /// secondary tables must agree with its entries; returns the entry count.
+    fn verify(&self) -> Option<usize> {
+        match self.handle.as_ref().expect("open") {
+            Handle::Mdbx(i) => Some(i.verify().expect("mdbx verify")),
+            Handle::Sqlite(_) => None,
+        }
     }
 }
 
-fn open_mdbx(p: &Path) -> Box<dyn SegmentIndex> {
-    Box::new(MdbxSegmentIndex::open(p).expect("open mdbx"))
+fn open_mdbx(p: &Path) -> Handle {
+    Handle::Mdbx(MdbxSegmentIndex::open(p).expect("open mdbx"))
 }
 
-fn open_sqlite(p: &Path) -> Box<dyn SegmentIndex> {
-    Box::new(SqliteSegmentIndex::open(p).expect("open sqlite"))
+fn open_sqlite(p: &Path) -> Handle {
+    Handle::Sqlite(SqliteSegmentIndex::open(p).expect("open sqlite"))
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
     fn all_backends_agree(ops in proptest::collection::vec(op(), 1..80)) {
@@ -276,6 +295,9 @@ proptest! {
                 }
                 let got = apply(b.index(), op, target).map_err(|e| error_key(&e));
                 prop_assert_eq!(&got, &want, "{} at step {}: {:?} (target {})", b.name, step, op, target);
+                if let Some(n) = b.verify() {
+                    prop_assert_eq!(n, reference.len().unwrap(), "{} verify at step {}", b.name, step);
+                }
             }
         }
         let want = reference.get_all_segments().unwrap();
