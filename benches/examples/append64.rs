@@ -12,7 +12,7 @@ fn main() {
         .flush_strategy(strategy)
         .build()
         .unwrap();
-    let log = aof::Aof::open(dir, config).unwrap();
+    let log = aof::open(dir, config).unwrap();
     // Optional arguments: payload size (default 64) and a strategy (async | batched1000).
     let size: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(64);
     let p = vec![0x42u8; size];

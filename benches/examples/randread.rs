@@ -11,7 +11,7 @@ fn main() {
         .flush_strategy(aof::FlushStrategy::Async)
         .build()
         .unwrap();
-    let log = aof::Aof::open(dir, config).unwrap();
+    let log = aof::open(dir, config).unwrap();
     let n = 1_000_000u64;
     let p = [0x42u8; 64];
     let batch: Vec<&[u8]> = vec![&p[..]; 1000];

@@ -13,17 +13,17 @@ fn main() {
         .unwrap();
     if std::env::args().nth(1).as_deref() == Some("build") {
         let _ = std::fs::remove_dir_all(dir);
-        let log = aof::Aof::open(dir, config.clone()).unwrap();
+        let log = aof::open(dir, config.clone()).unwrap();
         let p = vec![7u8; 4000];
         let batch = vec![p.as_slice(); 64];
-        while log.performance_metrics().segments_finalized < 10_000 {
+        while log.performance_metrics().segments_finalized() < 10_000 {
             log.append_batch(&batch).unwrap();
         }
         log.close_blocking().unwrap();
     }
     for _ in 0..20 {
         let t = Instant::now();
-        let log = aof::Aof::open(dir, config.clone()).unwrap();
+        let log = aof::open(dir, config.clone()).unwrap();
         let open = t.elapsed();
         let t = Instant::now();
         drop(log);

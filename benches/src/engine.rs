@@ -4,7 +4,7 @@
 //! time after a crash against a rebuild of the index by scanning the log.
 
 use crate::{BenchResult, median};
-use aof::{Aof, AofConfig, FlushStrategy};
+use aof::{AofConfig, FlushStrategy};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -91,7 +91,7 @@ impl Run {
 /// Appends `size`-byte records for `budget.run` into a fresh log.
 fn run_engine(dir: &Path, strategy: FlushStrategy, size: usize, appenders: usize, run: Duration) -> Run {
     let _ = std::fs::remove_dir_all(dir);
-    let log = Arc::new(Aof::open(dir, config(strategy)).expect("open the benchmark log"));
+    let log = Arc::new(aof::open(dir, config(strategy)).expect("open the benchmark log"));
     let payload = vec![0x5au8; size];
     let track_latency = strategy == FlushStrategy::Sync;
     let start = Instant::now();
@@ -364,8 +364,8 @@ pub fn open_after_crash(dir: &Path, segments: usize) -> Vec<BenchResult> {
         .expect("valid");
     let payload = vec![7u8; 4000];
     {
-        let log = Aof::open(dir, config.clone()).expect("open");
-        while (log.performance_metrics().segments_finalized as usize) < segments {
+        let log = aof::open(dir, config.clone()).expect("open");
+        while (log.performance_metrics().segments_finalized() as usize) < segments {
             let batch = vec![payload.as_slice(); 64];
             log.append_batch(&batch).expect("append");
         }
@@ -398,7 +398,7 @@ pub fn open_after_crash(dir: &Path, segments: usize) -> Vec<BenchResult> {
     }
 
     let t = Instant::now();
-    let log = Aof::open(dir, config.clone()).expect("reopen after crash");
+    let log = aof::open(dir, config.clone()).expect("reopen after crash");
     let open_time = t.elapsed();
     let next = log.next_id();
     drop(log);
@@ -406,7 +406,7 @@ pub fn open_after_crash(dir: &Path, segments: usize) -> Vec<BenchResult> {
     let mut options = aof::AofOptions::new(config);
     options.rebuild_index = true;
     let t = Instant::now();
-    let log = Aof::open_with(&rebuild_dir, options).expect("rebuild");
+    let log = aof::open_with(&rebuild_dir, options).expect("rebuild");
     let rebuild_time = t.elapsed();
     let n = log.index().len().expect("index length");
     assert_eq!(

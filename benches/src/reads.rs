@@ -19,7 +19,7 @@ fn open(dir: &Path, strategy: FlushStrategy) -> Aof {
         .flush_strategy(strategy)
         .build()
         .expect("valid configuration");
-    Aof::open(dir, config).expect("open the benchmark log")
+    aof::open(dir, config).expect("open the benchmark log")
 }
 
 fn row(

@@ -3,7 +3,7 @@
 //!
 //! Every byte the engine persists goes through these traits, which makes them
 //! the seam for fault injection: the `fault-injection` feature's
-//! [`crate::testing::FaultyFileSystem`] keeps a durable image apart from the
+//! `testing::FaultyFileSystem` keeps a durable image apart from the
 //! live one and "crashes" at a chosen operation.
 
 use bytes::Bytes;

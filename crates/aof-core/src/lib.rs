@@ -31,23 +31,37 @@
 //! ```
 //!
 //! Durability, recovery and locking rules are stated where they are kept:
-//! [`engine`] and [`recovery`].
+//! [`Aof`], [`recovery`], and the private modules `shared` (rollover,
+//! poisoning, lock order), `writer` (segment creation), `commit` (group
+//! commit and the durable watermark) and `cache` (pinning). The code map is
+//! `docs/architecture.md`.
 
-pub mod engine;
+mod background;
+mod cache;
+mod commit;
+mod engine;
 pub mod fs;
-pub mod metrics;
-pub mod reader;
+pub mod layout;
+mod locks;
+mod metrics;
+mod options;
+mod reader;
 pub mod recovery;
 pub mod segment;
+mod shared;
 #[cfg(feature = "fault-injection")]
 pub mod testing;
 mod truncate;
+mod verify;
+mod writer;
 
-pub use aof_flush::FlushMetricsSnapshot;
+pub use aof_flush::{FlushControllerMetrics, FlushMetricsSnapshot};
 pub use aof_record::{AofConfig, AofError, AofResult, FlushStrategy};
-pub use engine::{Aof, AofOptions, SystemTime, TimeSource};
+pub use engine::Aof;
 pub use fs::{FileHandle, FileSystem, LocalFileSystem, OpenMode};
-pub use metrics::PerformanceMetrics;
-pub use reader::{Reader, Record, Tail, VerifyReport};
+pub use metrics::{EngineMetrics, PerformanceMetrics};
+pub use options::{AofOptions, SystemTime, TimeSource};
+pub use reader::{Reader, Record, Tail};
 pub use recovery::{entries_from_files, rebuild_index};
 pub use segment::FinalizedSegment;
+pub use verify::VerifyReport;

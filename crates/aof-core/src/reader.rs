@@ -3,10 +3,10 @@
 //! # Visibility
 //!
 //! Readers and tails see a record once it is **durable**: ids below
-//! [`Aof::durable_id`]` + 1`. Under [`FlushStrategy::Sync`](aof_record::FlushStrategy)
+//! [`crate::Aof::durable_id`]` + 1`. Under [`FlushStrategy::Sync`](aof_record::FlushStrategy)
 //! that is as soon as `append` returns; under the other strategies, after
 //! the flush that covers it. A consumer therefore never sees a record that a
-//! crash could take back. ([`Aof::read`] by id sees every appended record.)
+//! crash could take back. ([`crate::Aof::read`] by id sees every appended record.)
 //!
 //! # Pinning
 //!
@@ -14,8 +14,11 @@
 //! never closes it and retention never deletes its file until the reader
 //! moves on or is dropped.
 
-use crate::engine::{Aof, Inner, SegmentSlot, lock, read_active};
+use crate::cache::SegmentSlot;
+use crate::locks::lock;
+use crate::metrics::Counters;
 use crate::segment::FinalizedSegment;
+use crate::shared::Shared;
 use aof_record::{AofError, AofResult};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -36,14 +39,14 @@ pub struct Record {
 /// A pin on a finalized segment, released on drop.
 #[derive(Debug)]
 struct Pin {
-    inner: Arc<Inner>,
+    inner: Arc<Shared>,
     slot: Arc<SegmentSlot>,
     seg: Arc<FinalizedSegment>,
 }
 
 impl Drop for Pin {
     fn drop(&mut self) {
-        if self.slot.pins.fetch_sub(1, Ordering::AcqRel) == 1 && self.slot.doomed.load(Ordering::Acquire) {
+        if self.slot.unpin() {
             self.inner.reap_doomed();
         }
     }
@@ -51,7 +54,7 @@ impl Drop for Pin {
 
 /// Counts an open reader; released on drop.
 #[derive(Debug)]
-struct Slot(Arc<Inner>);
+struct Slot(Arc<Shared>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -60,17 +63,17 @@ impl Drop for Slot {
 }
 
 /// Reads records in id order, across segment boundaries, up to the durable
-/// end of the log; then returns `None`. Created by [`Aof::reader`].
+/// end of the log; then returns `None`. Created by [`crate::Aof::reader`].
 #[derive(Debug)]
 pub struct Reader {
-    inner: Arc<Inner>,
+    inner: Arc<Shared>,
     next: u64,
     pin: Option<Pin>,
     _slot: Slot,
 }
 
 impl Reader {
-    pub(crate) fn new(inner: Arc<Inner>, from_id: u64) -> AofResult<Self> {
+    pub(crate) fn new(inner: Arc<Shared>, from_id: u64) -> AofResult<Self> {
         let limit = inner.max_readers;
         if inner.readers.fetch_add(1, Ordering::AcqRel) >= limit {
             inner.readers.fetch_sub(1, Ordering::AcqRel);
@@ -109,7 +112,7 @@ impl Reader {
             }
         }
         let id = self.next;
-        if id >= self.inner.durable_next.load(Ordering::Acquire) {
+        if id >= self.inner.durable.next() {
             return Ok(None);
         }
         if !in_pin {
@@ -129,13 +132,13 @@ impl Reader {
                 if id < w.seg.base_id || id >= w.next_id {
                     // A rollover or truncation moved under us; look again next call.
                     drop(w);
-                    return if self.inner.finalized_slot(id).is_some() {
+                    return if self.inner.cache.find(id).is_some() {
                         self.try_next()
                     } else {
                         Ok(None)
                     };
                 }
-                let (timestamp_us, payload) = read_active(&mut w, id, self.inner.config.max_record_size())?;
+                let (timestamp_us, payload) = w.read(id, self.inner.config.max_record_size())?;
                 Record {
                     id,
                     timestamp_us,
@@ -144,31 +147,13 @@ impl Reader {
             }
         };
         self.next = id + 1;
-        crate::metrics::Counters::add(&self.inner.counters.reads, 1);
+        Counters::add(&self.inner.counters.reads, 1);
         Ok(Some(record))
     }
 
     /// Pins the finalized segment holding `id`, if any.
     fn pin_for(&self, id: u64) -> AofResult<Option<Pin>> {
-        let slot = {
-            let segs = self
-                .inner
-                .segments
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let found = segs
-                .range(..=id)
-                .next_back()
-                .map(|(_, s)| s)
-                .filter(|s| s.record_count > 0 && id <= s.last_id)
-                .cloned();
-            // Pinned under the map's read lock, so retention (which takes the
-            // write lock to remove a slot) cannot slip in between.
-            if let Some(s) = &found {
-                s.pins.fetch_add(1, Ordering::AcqRel);
-            }
-            found
-        };
+        let slot = self.inner.cache.find_pinned(id);
         let Some(slot) = slot else { return Ok(None) };
         let seg = {
             let mut guard = PinGuard {
@@ -190,17 +175,14 @@ impl Reader {
 
 /// Releases a pin taken before the segment could be opened, if opening fails.
 struct PinGuard<'a> {
-    inner: &'a Arc<Inner>,
+    inner: &'a Arc<Shared>,
     slot: &'a Arc<SegmentSlot>,
     armed: bool,
 }
 
 impl Drop for PinGuard<'_> {
     fn drop(&mut self) {
-        if self.armed
-            && self.slot.pins.fetch_sub(1, Ordering::AcqRel) == 1
-            && self.slot.doomed.load(Ordering::Acquire)
-        {
+        if self.armed && self.slot.unpin() {
             self.inner.reap_doomed();
         }
     }
@@ -224,7 +206,7 @@ impl Iterator for Reader {
 }
 
 /// Like [`Reader`], but at the end waits for new durable records.
-/// Created by [`Aof::tail`].
+/// Created by [`crate::Aof::tail`].
 #[derive(Debug)]
 pub struct Tail {
     reader: Reader,
@@ -246,18 +228,12 @@ impl Tail {
                 return Ok(Some(r));
             }
             let inner = &self.reader.inner;
-            let guard = lock(&inner.durable_mx);
-            if inner.durable_next.load(Ordering::Acquire) > self.reader.next {
-                continue;
-            }
-            let now = Instant::now();
-            if now >= deadline || inner.is_closed() {
+            if !inner
+                .durable
+                .wait_past(self.reader.next, deadline, || inner.is_closed())
+            {
                 return Ok(None);
             }
-            let _ = inner
-                .durable_cv
-                .wait_timeout(guard, deadline - now)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
     }
 
@@ -266,7 +242,7 @@ impl Tail {
     pub async fn next(&mut self) -> AofResult<Record> {
         loop {
             let inner = self.reader.inner.clone();
-            let notified = inner.notify.notified();
+            let notified = inner.durable.notify().notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(r) = self.reader.try_next()? {
@@ -280,104 +256,9 @@ impl Tail {
     }
 }
 
-/// What [`Aof::verify`] checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct VerifyReport {
-    /// Segments checked.
-    pub segments: u64,
-    /// Records checked.
-    pub records: u64,
-    /// Bytes of segment files checked.
-    pub bytes: u64,
-}
-
-impl Aof {
-    /// The lowest id still kept (raised by retention and `truncate_before`).
-    #[must_use]
-    pub fn first_id(&self) -> u64 {
-        self.inner.first_id.load(Ordering::Acquire)
-    }
-
-    /// A reader of the records from `from_id` (or the first kept id, if
-    /// later) to the durable end. Fails with [`AofError::ReaderLimitExceeded`]
-    /// beyond [`crate::AofOptions::max_readers`].
-    pub fn reader(&self, from_id: u64) -> AofResult<Reader> {
-        Reader::new(self.inner.clone(), from_id)
-    }
-
-    /// A tail from `from_id`: a reader that, at the end, waits for new
-    /// durable records.
-    pub fn tail(&self, from_id: u64) -> AofResult<Tail> {
-        Ok(Tail {
-            reader: Reader::new(self.inner.clone(), from_id)?,
-        })
-    }
-
-    /// Verifies every segment: each finalized one fully (data checksum, every
-    /// record, the offset table, and its index entry's count, last id, size
-    /// and checksum), then the active one's records. Returns the first
-    /// problem as a typed error naming segment and offset. `progress` gets
-    /// (segments done, segments total).
-    pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> AofResult<VerifyReport> {
-        let inner = &self.inner;
-        let slots: Vec<Arc<SegmentSlot>> = inner
-            .segments
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
-        let total = slots.len() as u64 + 1;
-        let mut report = VerifyReport::default();
-        for (i, slot) in slots.iter().enumerate() {
-            let seg = FinalizedSegment::open(
-                inner.fs.as_ref(),
-                &slot.path,
-                slot.base_id,
-                inner.config.max_record_size(),
-            )?;
-            let count = seg.verify()?;
-            let Some(entry) = inner.index.get_entry(slot.base_id)? else {
-                return Err(AofError::Index(aof_record::IndexError::NotFound {
-                    base_id: slot.base_id,
-                }));
-            };
-            {
-                let checks = [
-                    ("record count", entry.record_count, count),
-                    ("file size", entry.original_size, seg.bytes().len() as u64),
-                    (
-                        "file checksum",
-                        entry.uncompressed_checksum.unwrap_or(0),
-                        aof_record::checksum::crc64_nvme(seg.bytes()),
-                    ),
-                ];
-                for (what, expected, actual) in checks {
-                    if expected != actual {
-                        return Err(AofError::SegmentMismatch {
-                            segment: slot.base_id,
-                            what,
-                            expected,
-                            actual,
-                        });
-                    }
-                }
-            }
-            report.segments += 1;
-            report.records += count;
-            report.bytes += seg.bytes().len() as u64;
-            progress(i as u64 + 1, total);
-        }
-        // The active segment: every record written so far, re-read and checked.
-        let mut w = lock(&inner.writer);
-        for id in w.seg.base_id..w.next_id {
-            read_active(&mut w, id, inner.config.max_record_size())?;
-        }
-        report.segments += 1;
-        report.records += w.next_id - w.seg.base_id;
-        report.bytes += w.seg.data_len(w.buf.len());
-        progress(total, total);
-        Ok(report)
+impl Reader {
+    /// A tail: at the end, it waits for new durable records.
+    pub(crate) fn into_tail(self) -> Tail {
+        Tail { reader: self }
     }
 }

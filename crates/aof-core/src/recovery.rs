@@ -15,23 +15,33 @@
 //! | empty index, segment files present | [`AofError::UnindexedSegments`] unless `rebuild_index` is set, then rebuilt by scanning |
 //! | other files | left alone |
 
-use crate::engine::recovery_support::{
-    entry_from_finalized, fresh, has_footer, is_temp, recovered, segment_base,
-};
-use crate::engine::{AofOptions, Recovered};
+use crate::cache::SegmentSlot;
 use crate::fs::{FileHandle, FileSystem, OpenMode};
-use crate::segment::{path_in, read_whole, scan_records};
-use aof_record::segment::SegmentHeader;
+use crate::layout::{is_temp_name, parse_segment_file_name, path_in, segment_file_name, torn_tail_name};
+use crate::options::AofOptions;
+use crate::segment::{FinalizedSegment, read_whole, scan_records};
+use crate::writer::{NewFile, Writer, create_active, recovered_segment};
+use aof_record::segment::{SegmentFooter, SegmentHeader};
 use aof_record::{AofError, AofResult, SegmentEntry, SegmentIndex, SegmentStatus};
+use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// What recovery hands to the engine: the writer positioned at the end of
+/// the log, and the finalized segments with a local file.
+pub(crate) struct Recovered {
+    pub(crate) writer: Writer,
+    pub(crate) finalized: Vec<SegmentSlot>,
+    pub(crate) torn_tails_cut: u64,
+    pub(crate) segments_created: u64,
+}
 
 pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex) -> AofResult<Recovered> {
     let fs = options.fs.as_ref();
     let max = options.config.max_record_size();
     let names = fs.list(dir).map_err(|e| AofError::io(dir, e))?;
     let mut removed = false;
-    for name in names.iter().filter(|n| is_temp(n)) {
+    for name in names.iter().filter(|n| is_temp_name(n)) {
         let path = path_in(dir, name);
         log::info!("removing leftover temp file {}", path.display());
         fs.remove_file(&path).map_err(|e| AofError::io(&path, e))?;
@@ -42,7 +52,7 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
     }
     let files: BTreeMap<u64, String> = names
         .iter()
-        .filter_map(|n| segment_base(n).map(|b| (b, n.clone())))
+        .filter_map(|n| parse_segment_file_name(n).map(|b| (b, n.clone())))
         .collect();
 
     let mut entries = index.get_all_segments()?;
@@ -168,19 +178,20 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
         // The tail is a hint (recovery always scans the active segment), so
         // it is recorded without paying for an index sync here.
         index.update_segment_tail(base, last, scan.data_end)?;
-        return Ok(recovered(
-            base,
-            path,
-            file,
-            &data,
-            scan,
-            header.created_at_us,
-            finalized,
-            dir,
-            torn_cut,
-            0,
-            options.config.segment_size(),
-        ));
+        return Ok(Recovered {
+            writer: recovered_segment(
+                base,
+                path,
+                file,
+                &data,
+                scan,
+                header.created_at_us,
+                options.config.segment_size(),
+            ),
+            finalized: slots(dir, &finalized),
+            torn_tails_cut: torn_cut,
+            segments_created: 0,
+        });
     }
     let created = options
         .time
@@ -191,17 +202,25 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
     let config = &options.config;
     let zero_fill =
         config.pre_allocate_enabled() && config.flush_strategy() != aof_record::FlushStrategy::Async;
-    fresh(
+    let seg = create_active(
         fs,
         dir,
         index,
         next_id,
         created,
-        finalized,
-        torn_cut,
+        NewFile::Create { zero_fill },
         config.segment_size(),
-        zero_fill,
-    )
+    )?;
+    Ok(Recovered {
+        writer: Writer::new(seg, next_id, created, 0),
+        finalized: slots(dir, &finalized),
+        torn_tails_cut: torn_cut,
+        segments_created: 1,
+    })
+}
+
+fn slots(dir: &Path, entries: &[SegmentEntry]) -> Vec<SegmentSlot> {
+    entries.iter().map(|e| SegmentSlot::for_entry(dir, e)).collect()
 }
 
 fn remove_orphan(fs: &dyn FileSystem, dir: &Path, base: u64, name: &str) -> AofResult<()> {
@@ -217,7 +236,7 @@ fn remove_orphan(fs: &dyn FileSystem, dir: &Path, base: u64, name: &str) -> AofR
 fn local_name(e: &SegmentEntry) -> String {
     e.local_path
         .clone()
-        .unwrap_or_else(|| aof_record::segment::segment_file_name(e.base_id))
+        .unwrap_or_else(|| segment_file_name(e.base_id))
 }
 
 fn put(index: &dyn SegmentIndex, entry: &SegmentEntry) -> AofResult<()> {
@@ -239,11 +258,11 @@ fn cut_torn_tail(
     torn: &[u8],
     offset: u64,
 ) -> AofResult<()> {
-    let mut keep = path_in(dir, &format!("{name}.torn-{offset}"));
-    let mut n = 1;
+    let mut n = 0;
+    let mut keep = path_in(dir, &torn_tail_name(name, offset, n));
     while fs.exists(&keep).map_err(|e| AofError::io(&keep, e))? {
-        keep = path_in(dir, &format!("{name}.torn-{offset}.{n}"));
         n += 1;
+        keep = path_in(dir, &torn_tail_name(name, offset, n));
     }
     let saved = fs
         .open(&keep, OpenMode::CreateNew)
@@ -278,7 +297,7 @@ pub fn rebuild_index(
     let names = fs.list(dir).map_err(|e| AofError::io(dir, e))?;
     let files: BTreeMap<u64, String> = names
         .iter()
-        .filter_map(|n| segment_base(n).map(|b| (b, n.clone())))
+        .filter_map(|n| parse_segment_file_name(n).map(|b| (b, n.clone())))
         .collect();
     rebuild_from(fs, dir, index, &files, max_record_size)
 }
@@ -293,7 +312,7 @@ pub fn entries_from_files(
     let mut out = Vec::new();
     let files: Vec<(u64, String)> = names
         .iter()
-        .filter_map(|n| segment_base(n).map(|b| (b, n.clone())))
+        .filter_map(|n| parse_segment_file_name(n).map(|b| (b, n.clone())))
         .collect();
     let count = files.len();
     for (i, (base, name)) in files.into_iter().enumerate() {
@@ -334,4 +353,39 @@ fn rebuild_from(
     index.add_entries(&entries)?;
     index.sync()?;
     Ok(entries.len())
+}
+
+/// The index entry of the finalized segment `data`.
+fn entry_from_finalized(
+    data: &Bytes,
+    path: &Path,
+    name: &str,
+    base_id: u64,
+    max_record_size: u32,
+) -> AofResult<SegmentEntry> {
+    let seg = FinalizedSegment::from_bytes(data.clone(), path, base_id, max_record_size)?;
+    seg.footer()
+        .verify_data(data)
+        .map_err(|source| AofError::InvalidFooter {
+            segment: base_id,
+            source,
+        })?;
+    let header = SegmentHeader::decode(data).map_err(|source| AofError::InvalidSegmentFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let count = seg.record_count();
+    let last_ts = seg.last_timestamp()?;
+    let entry = SegmentEntry::new_active(base_id, header.created_at_us, name).finalize(
+        (count > 0).then(|| base_id + count - 1),
+        data.len() as u64,
+        aof_record::checksum::crc64_nvme(data),
+        last_ts.unwrap_or(header.created_at_us),
+    )?;
+    Ok(entry)
+}
+
+/// Does the footer at the end of `data` say the segment was finalized?
+fn has_footer(data: &[u8]) -> bool {
+    SegmentFooter::decode(data).is_ok()
 }

@@ -7,7 +7,7 @@ use aof_record::record::{RecordHeader, decode_record, is_zeroed_header};
 use aof_record::segment::{SEGMENT_HEADER_SIZE, SegmentFooter, SegmentHeader};
 use aof_record::{AofError, AofResult, RECORD_HEADER_SIZE};
 use bytes::Bytes;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// What a scan of an unfinished segment found.
@@ -341,11 +341,6 @@ pub(crate) fn digest_of(bytes: &[u8]) -> Crc64 {
     let mut d = Crc64::new();
     d.update(bytes);
     d
-}
-
-/// `dir/name`.
-pub(crate) fn path_in(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }
 
 #[cfg(test)]

@@ -19,72 +19,30 @@
 //! A crash between steps leaves a shorter log whose recovery completes
 //! or adopts what it finds; it never leaves a hole.
 
-use crate::engine::{Aof, Inner, SegmentSlot, lock};
+use crate::cache::SegmentSlot;
 use crate::fs::{FileHandleExt, OpenMode};
-use crate::segment::{FinalizedSegment, digest_of, path_in};
+use crate::layout::{path_in, segment_file_name, segment_temp_name};
+use crate::locks::lock;
+use crate::segment::{FinalizedSegment, digest_of};
+use crate::shared::Shared;
+use crate::writer::{ActiveSegment, Writer};
 use aof_record::record::decode_record;
-use aof_record::segment::segment_file_name;
 use aof_record::{AofError, AofResult, SegmentEntry, SegmentHeader};
-use std::sync::Arc;
-use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
-impl Inner {
+impl Shared {
     /// Removes finalized segments from the start of the log while `doomed(slot)`
     /// says so. Returns how many were removed.
     pub(crate) fn remove_prefix(&self, doomed: &dyn Fn(&SegmentSlot) -> bool) -> AofResult<usize> {
         let mut removed = 0;
-        loop {
-            let slot = {
-                let mut segs = self.segments.write().unwrap_or_else(PoisonError::into_inner);
-                let Some((&base, slot)) = segs.iter().next() else {
-                    break;
-                };
-                if !doomed(slot) {
-                    break;
-                }
-                let slot = slot.clone();
-                segs.remove(&base);
-                slot.doomed.store(true, Ordering::Release);
-                // Segments are contiguous: the next one starts right after.
-                self.first_id.fetch_max(slot.last_id + 1, Ordering::AcqRel);
-                slot
-            };
+        while let Some(slot) = self.cache.pop_first_if(doomed, &self.first_id) {
             self.index.remove_entry(slot.base_id)?;
             self.index.sync()?;
-            self.uncache(&slot);
-            lock(&self.doomed).push(slot);
+            self.cache.doom(slot);
             removed += 1;
         }
         self.reap_doomed();
         Ok(removed)
-    }
-
-    /// Deletes the files of removed segments that no reader is positioned in.
-    pub(crate) fn reap_doomed(&self) {
-        let ready: Vec<Arc<SegmentSlot>> = {
-            let mut d = lock(&self.doomed);
-            let (ready, waiting): (Vec<_>, Vec<_>) =
-                d.drain(..).partition(|s| s.pins.load(Ordering::Acquire) == 0);
-            *d = waiting;
-            ready
-        };
-        if ready.is_empty() {
-            return;
-        }
-        for slot in &ready {
-            if slot.replaced.load(Ordering::Acquire) {
-                continue; // its path now holds the rewritten segment
-            }
-            if let Err(e) = self.fs.remove_file(&slot.path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                log::warn!("removing {}: {e} (recovery will retry)", slot.path.display());
-            }
-        }
-        if let Err(e) = self.fs.sync_dir(&self.dir) {
-            log::warn!("syncing {}: {e}", self.dir.display());
-        }
     }
 
     /// Removes finalized segments whose newest record is older than `ttl_seconds`.
@@ -102,36 +60,13 @@ impl Inner {
     }
 }
 
-impl Aof {
-    /// Runs retention once now: removes finalized segments whose newest record
-    /// is older than `ttl_seconds` (never the active segment; files of
-    /// segments a reader is positioned in are deleted when it leaves).
-    /// Returns how many segments were removed. The background task calls
-    /// this periodically when a TTL is configured. Reads of removed ids
-    /// return `None`.
-    pub fn run_retention(&self) -> AofResult<usize> {
-        match self.inner.config.ttl_seconds() {
-            Some(ttl) => self.inner.expire(ttl),
-            None => Ok(0),
-        }
-    }
-
-    /// Drops every whole segment whose records are all below `id` (log
-    /// compaction, a Raft purge). The active segment is never dropped, so
-    /// records below `id` may remain. Returns how many segments went.
-    pub fn truncate_before(&self, id: u64) -> AofResult<usize> {
-        self.inner.check_open()?;
-        self.inner.remove_prefix(&|slot| slot.last_id < id)
-    }
-
-    /// Drops every record after `id`, so the next append gets `id + 1`
-    /// (Raft conflict resolution). Durable before it returns. `id` must be
-    /// at least `first_id() - 1`.
-    pub fn truncate_after(&self, id: u64) -> AofResult<()> {
-        let inner = &self.inner;
-        inner.check_open()?;
-        let first = inner.first_id.load(Ordering::Acquire);
-        let mut w = lock(&inner.writer);
+impl Shared {
+    /// Drops every record after `id`, so the next append gets `id + 1`.
+    /// Durable before it returns. `id` must be at least `first_id - 1`.
+    pub(crate) fn truncate_after(&self, id: u64) -> AofResult<()> {
+        self.check_writable()?;
+        let first = self.first_id.load(Ordering::Acquire);
+        let mut w = lock(&self.writer);
         if id.checked_add(1).is_none_or(|n| n >= w.next_id) {
             return Ok(());
         }
@@ -142,26 +77,24 @@ impl Aof {
                 next: w.next_id,
             });
         }
-        inner.write_out(&mut w)?;
+        self.write_out(&mut w)?;
         let result = if id + 1 >= w.seg.base_id {
-            inner.rewind_active(&mut w, id + 1)
+            self.rewind_active(&mut w, id + 1)
         } else {
-            inner.rewind_into_finalized(&mut w, id + 1)
+            self.rewind_into_finalized(&mut w, id + 1)
         };
-        let result = result.map_err(|e| inner.poison(e));
+        let result = result.map_err(|e| self.poison(e));
         // What readers may see ends at the new end.
         let next = w.next_id;
-        inner.durable_next.fetch_min(next, Ordering::AcqRel);
-        inner.appended_next.fetch_min(next, Ordering::AcqRel);
+        self.durable.lower(next);
+        self.appended_next.fetch_min(next, Ordering::AcqRel);
         drop(w);
-        inner.wake_tails();
+        self.durable.wake();
         result
     }
-}
 
-impl Inner {
     /// Cuts the active segment so that `keep_next` is its next id.
-    fn rewind_active(&self, w: &mut crate::engine::Writer, keep_next: u64) -> AofResult<()> {
+    fn rewind_active(&self, w: &mut Writer, keep_next: u64) -> AofResult<()> {
         let keep = (keep_next - w.seg.base_id) as usize;
         let new_end = u64::from(w.seg.offsets[keep]);
         // The file is about to become shorter than the map: stop using it first.
@@ -196,8 +129,8 @@ impl Inner {
 
     /// `keep_next` lies in a finalized segment: rewrite that segment's kept
     /// prefix as the new active segment and drop everything after it.
-    fn rewind_into_finalized(&self, w: &mut crate::engine::Writer, keep_next: u64) -> AofResult<()> {
-        let Some(slot) = self.finalized_slot(keep_next) else {
+    fn rewind_into_finalized(&self, w: &mut Writer, keep_next: u64) -> AofResult<()> {
+        let Some(slot) = self.cache.find(keep_next) else {
             return Err(AofError::OutOfRange {
                 id: keep_next - 1,
                 first: self.first_id.load(Ordering::Acquire),
@@ -227,7 +160,7 @@ impl Inner {
         })?;
         // 1. The kept prefix, as a temp file.
         let name = segment_file_name(slot.base_id);
-        let tmp = path_in(&self.dir, &format!("{name}.tmp"));
+        let tmp = path_in(&self.dir, &segment_temp_name(slot.base_id));
         if self.fs.exists(&tmp).map_err(|e| AofError::io(&tmp, e))? {
             self.fs.remove_file(&tmp).map_err(|e| AofError::io(&tmp, e))?;
         }
@@ -239,25 +172,20 @@ impl Inner {
             .and_then(|()| file.sync_all())
             .map_err(|e| AofError::io(&tmp, e))?;
         // 2. Every later segment, newest first: the active one, then finalized ones.
-        let later: Vec<Arc<SegmentSlot>> = {
-            let mut segs = self.segments.write().unwrap_or_else(PoisonError::into_inner);
-            let doomed: Vec<u64> = segs.range(slot.base_id..).map(|(b, _)| *b).collect();
-            doomed.iter().filter_map(|b| segs.remove(b)).collect()
-        };
+        let later = self.cache.split_off(slot.base_id);
         self.index.remove_entry(w.seg.base_id)?;
         self.index.sync()?;
         self.fs
             .remove_file(&w.seg.path)
             .map_err(|e| AofError::io(&w.seg.path, e))?;
-        for s in later.iter().rev() {
+        for s in later.into_iter().rev() {
             s.doomed.store(true, Ordering::Release);
             if s.base_id == slot.base_id {
                 s.replaced.store(true, Ordering::Release);
             }
             self.index.remove_entry(s.base_id)?;
             self.index.sync()?;
-            self.uncache(s);
-            lock(&self.doomed).push(s.clone());
+            self.cache.doom(s);
         }
         self.reap_doomed();
         // 3. The prefix replaces the segment's file and becomes the active segment.
@@ -278,7 +206,7 @@ impl Inner {
             .fs
             .open(&path, OpenMode::ReadWrite)
             .map_err(|e| AofError::io(&path, e))?;
-        w.seg = crate::engine::ActiveSegment {
+        w.seg = ActiveSegment {
             base_id: slot.base_id,
             path,
             file,

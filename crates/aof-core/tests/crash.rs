@@ -1,9 +1,9 @@
 //! Crash consistency, fault injection, bit flips, real process kills, and the
 //! model-based test of the engine.
 
-use aof_core::engine::{AofOptions, TimeSource};
 use aof_core::testing::{CrashMode, FaultyFileSystem, FileIndex};
 use aof_core::{Aof, AofError, FileSystem, LocalFileSystem, entries_from_files};
+use aof_core::{AofOptions, TimeSource};
 use aof_record::{AofConfig, FlushStrategy};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
@@ -117,7 +117,7 @@ fn crash_at_every_operation_in_three_modes() {
         assert_eq!(durable, attempted.len() as u64);
         total = clean.ops() - base_ops;
         assert!(
-            log.performance_metrics().segments_finalized >= 3,
+            log.performance_metrics().segments_finalized() >= 3,
             "the workload must roll over"
         );
     }
@@ -139,7 +139,7 @@ fn crash_at_every_operation_in_three_modes() {
             let what = format!("crash at op {k}, {mode:?}");
             let log =
                 open(&img, FlushStrategy::Sync).unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
-            cuts += log.performance_metrics().torn_tails_cut;
+            cuts += log.performance_metrics().torn_tails_cut();
             check_recovered(&log, &img, &attempted, durable, &what);
             // The recovered log takes new appends, and they survive a clean reopen.
             let id = log.append(b"after recovery").unwrap();
@@ -186,7 +186,7 @@ fn crash_sweep_with_pre_allocation_and_a_background_flusher() {
         let before = clean.ops();
         let _ = workload(&log, RECORDS);
         log.flush_blocking().unwrap();
-        let m = log.performance_metrics();
+        let m = log.performance_metrics().snapshot();
         assert!(m.segments_finalized >= 3, "the workload must roll over: {m:?}");
         clean.ops() - before
     };
@@ -226,7 +226,7 @@ fn failed_fsync_poisons_the_log_until_reopened() {
         assert!(matches!(log.append(b"refused"), Err(AofError::Poisoned)));
     }
     assert!(matches!(log.flush_blocking(), Err(AofError::Poisoned)));
-    assert_eq!(log.flush_metrics().failed_flushes, 1);
+    assert_eq!(log.flush_metrics().snapshot().failed_flushes, 1);
     drop(log);
     let log = open(&fs.crash_image(CrashMode::LoseUnsynced), FlushStrategy::Sync).unwrap();
     assert_eq!(log.read(0).unwrap().as_deref(), Some(&b"durable"[..]));
@@ -319,7 +319,7 @@ fn every_single_bit_flip_is_detected_and_never_returns_a_wrong_payload() {
                     Err(_) => detected = true,
                 }
             }
-            detected |= log.performance_metrics().torn_tails_cut > 0;
+            detected |= log.performance_metrics().torn_tails_cut() > 0;
             assert!(detected, "{what}: flip not detected");
         }
     }

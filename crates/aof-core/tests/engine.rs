@@ -1,9 +1,9 @@
 //! Behaviour of the engine on real files.
 
-use aof_core::engine::{AofOptions, TimeSource};
+use aof_core::layout::segment_file_name;
 use aof_core::{Aof, AofError, LocalFileSystem};
+use aof_core::{AofOptions, TimeSource};
 use aof_record::index::MemorySegmentIndex;
-use aof_record::segment::segment_file_name;
 use aof_record::{AofConfig, FlushStrategy, SegmentIndex, SegmentIndexExt, SegmentStatus};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +31,7 @@ fn ids_are_contiguous_across_rollovers_and_reopen() {
         for (i, p) in payloads.iter().enumerate() {
             assert_eq!(log.append(p).unwrap(), i as u64);
         }
-        assert!(log.performance_metrics().segments_finalized >= 3);
+        assert!(log.performance_metrics().segments_finalized() >= 3);
         log.close_blocking().unwrap();
     }
     let log = open(dir.path(), FlushStrategy::Async, &index).unwrap();
@@ -148,7 +148,7 @@ fn strategies_reach_durability_as_documented() {
         );
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    assert_eq!(log.flush_metrics().batched_flushes, 1);
+    assert_eq!(log.flush_metrics().snapshot().batched_flushes, 1);
     drop(log);
 
     let dir = tempfile::tempdir().unwrap();
@@ -167,7 +167,7 @@ fn strategies_reach_durability_as_documented() {
         );
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    assert!(log.flush_metrics().periodic_flushes >= 1);
+    assert!(log.flush_metrics().snapshot().periodic_flushes >= 1);
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn concurrent_sync_appenders_share_fsyncs() {
         assert_eq!(*id, n as u64, "ids must be contiguous");
         assert_eq!(log.read(*id).unwrap().as_deref(), Some(&p[..]));
     }
-    let m = log.flush_metrics();
+    let m = log.flush_metrics().snapshot();
     assert_eq!(m.records_flushed, 800);
     assert!(
         m.successful_flushes < 800,
@@ -227,7 +227,7 @@ fn torn_tail_on_disk_is_cut_and_kept_beside_the_segment() {
     std::fs::write(&seg, &torn).unwrap();
     let log = open(dir.path(), FlushStrategy::Sync, &index).unwrap();
     assert_eq!(log.next_id(), 2);
-    assert_eq!(log.performance_metrics().torn_tails_cut, 1);
+    assert_eq!(log.performance_metrics().torn_tails_cut(), 1);
     let kept = dir
         .path()
         .join(format!("{}.torn-{data_end}", segment_file_name(0)));
@@ -365,7 +365,7 @@ fn pre_allocated_segments_roll_over_and_recover() {
         for i in 0..3000u32 {
             log.append(&i.to_le_bytes().repeat(16)).unwrap();
         }
-        assert!(log.performance_metrics().segments_finalized >= 2);
+        assert!(log.performance_metrics().segments_finalized() >= 2);
         log.flush_blocking().unwrap();
         // No close: the active segment is pre-allocated and zero-filled past its data.
     }
@@ -377,7 +377,7 @@ fn pre_allocated_segments_roll_over_and_recover() {
             Some(&i.to_le_bytes().repeat(16)[..])
         );
     }
-    assert_eq!(log.performance_metrics().torn_tails_cut, 0);
+    assert_eq!(log.performance_metrics().torn_tails_cut(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

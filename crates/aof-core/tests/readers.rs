@@ -1,10 +1,10 @@
 //! Readers, tails, the reader-aware cache, retention and truncation.
 
-use aof_core::engine::{AofOptions, TimeSource};
+use aof_core::layout::segment_file_name;
 use aof_core::testing::{CrashMode, FaultyFileSystem, FileIndex};
 use aof_core::{Aof, AofError, FileSystem, entries_from_files};
+use aof_core::{AofOptions, TimeSource};
 use aof_record::index::MemorySegmentIndex;
-use aof_record::segment::segment_file_name;
 use aof_record::{AofConfig, FlushStrategy, SegmentIndex};
 use std::path::Path;
 use std::sync::Arc;
@@ -66,7 +66,7 @@ fn readers_and_tails_see_every_record_once_in_order_beside_appenders() {
         }
     });
     // Readers after the fact, from various starts, across every segment.
-    assert!(log.performance_metrics().segments_finalized > 2);
+    assert!(log.performance_metrics().segments_finalized() > 2);
     for from in [0, 1, 700, N - 1, N] {
         let ids: Vec<u64> = log.reader(from).unwrap().map(|r| r.unwrap().id).collect();
         assert_eq!(ids, (from..N).collect::<Vec<_>>());
@@ -107,7 +107,7 @@ fn payloads_read_in_order_are_exact_even_under_a_one_segment_cache() {
     for i in (0..n).rev().step_by(7) {
         assert_eq!(log.read(i).unwrap().as_deref(), Some(&payload(i)[..]));
     }
-    let m = log.performance_metrics();
+    let m = log.performance_metrics().snapshot();
     assert!(m.cache_evictions > 10, "{m:?}");
     assert!(m.cache_hits > 0 && m.cache_misses > 0);
 }

@@ -126,10 +126,24 @@ impl FlushController {
     /// nothing else changes. `f`'s result is returned as is. If `f` panics,
     /// nothing is recorded.
     pub fn flush_with<T, E>(&self, kind: FlushKind, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        self.flush_since(kind, None, f)
+    }
+
+    /// [`flush_with`](Self::flush_with), with the latency measured from
+    /// `since` (a time of this controller's clock) instead of from the call:
+    /// so a caller that waited for another flush before its own records the
+    /// whole wait, which is what it experienced. `None` starts at the call.
+    pub fn flush_since<T, E>(
+        &self,
+        kind: FlushKind,
+        since: Option<Duration>,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
         let (appended_records, appended_bytes) = self.metrics.appended();
         let target_records = appended_records.load(Ordering::Acquire);
         let target_bytes = appended_bytes.load(Ordering::Acquire);
-        let start = self.clock.now();
+        let now = self.clock.now();
+        let start = since.map_or(now, |s| s.min(now));
         let result = f();
         let end = self.clock.now();
         let latency = end.saturating_sub(start);
@@ -138,7 +152,7 @@ impl FlushController {
             let before_records = durable_records.fetch_max(target_records, Ordering::AcqRel);
             let before_bytes = durable_bytes.fetch_max(target_bytes, Ordering::AcqRel);
             self.last_flush_ns
-                .fetch_max(duration_to_nanos(start), Ordering::AcqRel);
+                .fetch_max(duration_to_nanos(now), Ordering::AcqRel);
             (
                 target_records.saturating_sub(before_records),
                 target_bytes.saturating_sub(before_bytes),

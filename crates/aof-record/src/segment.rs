@@ -32,9 +32,6 @@ pub const SEGMENT_FORMAT_VERSION: u16 = 1;
 /// catches line-ending conversion, as in PNG's signature.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"\x89AOFSEG\n";
 
-/// File name extension of segment files.
-pub const SEGMENT_FILE_EXTENSION: &str = "seg";
-
 /// The fixed header at the start of a segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SegmentHeader {
@@ -361,27 +358,6 @@ pub enum FooterError {
     },
 }
 
-/// The file name of the segment whose first id is `base_id`: 20 zero-padded
-/// decimal digits, so that names sort in id order.
-///
-/// ```
-/// assert_eq!(aof_record::segment::segment_file_name(42), "00000000000000000042.seg");
-/// ```
-#[must_use]
-pub fn segment_file_name(base_id: u64) -> String {
-    format!("{base_id:020}.{SEGMENT_FILE_EXTENSION}")
-}
-
-/// The base id named by a segment file name, or `None` for any other name.
-#[must_use]
-pub fn parse_segment_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(SEGMENT_FILE_EXTENSION)?.strip_suffix('.')?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,26 +410,6 @@ mod tests {
             SegmentHeader::decode(&flipped),
             Err(SegmentHeaderError::ChecksumMismatch { .. })
         ));
-    }
-
-    #[test]
-    fn file_names_sort_in_id_order_and_parse_back() {
-        assert_eq!(
-            parse_segment_file_name(&segment_file_name(u64::MAX)),
-            Some(u64::MAX)
-        );
-        assert_eq!(parse_segment_file_name(&segment_file_name(0)), Some(0));
-        for bad in [
-            "",
-            "1.seg",
-            "0000000000000000000a.seg",
-            "00000000000000000001.tmp",
-            "00000000000000000001seg",
-            "99999999999999999999.seg",
-        ] {
-            assert_eq!(parse_segment_file_name(bad), None, "{bad}");
-        }
-        assert!(segment_file_name(9) < segment_file_name(10));
     }
 
     fn finalized_file(records: u64) -> Vec<u8> {

@@ -2,7 +2,7 @@
 //! the error paths (exit status and a one-line message, never a panic).
 #![cfg(feature = "cli")]
 
-use aof::{Aof, AofConfig, FlushStrategy, IndexBackend};
+use aof::{AofConfig, FlushStrategy, IndexBackend};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -160,7 +160,7 @@ fn sync_ids_are_durable_when_printed() {
     // No close, no flush at exit: SIGKILL.
     child.kill().unwrap();
     child.wait().unwrap();
-    let log = Aof::open(dir, AofConfig::default()).unwrap();
+    let log = aof::open(dir, AofConfig::default()).unwrap();
     assert_eq!(log.next_id(), 3);
     for i in 0..3u64 {
         assert_eq!(log.read(i).unwrap().unwrap(), format!("durable {i}").as_bytes());
@@ -298,7 +298,7 @@ fn tail_follows_a_log_another_process_appends_to() {
         .flush_strategy(FlushStrategy::Sync)
         .build()
         .unwrap();
-    let log = Aof::open(dir, config).unwrap();
+    let log = aof::open(dir, config).unwrap();
     for i in 0..300 {
         log.append(format!("new-{i}").as_bytes()).unwrap();
     }
@@ -418,7 +418,7 @@ fn index_migrates_both_ways_and_the_log_reopens_on_the_new_backend() {
             .index_backend(IndexBackend::Mdbx)
             .build()
             .unwrap();
-        let log = Aof::open(dir, config).unwrap();
+        let log = aof::open(dir, config).unwrap();
         assert_eq!(log.read(800).unwrap().unwrap(), &b"after mdbx"[..]);
         assert_eq!(log.read(77).unwrap().unwrap(), &b"record-77"[..]);
     }
@@ -429,7 +429,7 @@ fn index_migrates_both_ways_and_the_log_reopens_on_the_new_backend() {
     assert!(dir.join("index.sqlite").is_file());
     assert!(!dir.join("index.mdbx").exists());
     assert!(dir.join("index.mdbx.bak").is_file());
-    let log = Aof::open(dir, AofConfig::default()).unwrap();
+    let log = aof::open(dir, AofConfig::default()).unwrap();
     assert_eq!(log.next_id(), 801);
     assert_eq!(log.read(800).unwrap().unwrap(), &b"after mdbx"[..]);
     drop(log);
@@ -467,7 +467,7 @@ fn index_backup_copies_the_index_consistently() {
             .index_backend(backend)
             .build()
             .unwrap();
-        let log = Aof::open(&dir, config.clone()).unwrap();
+        let log = aof::open(&dir, config.clone()).unwrap();
         for i in 0..500 {
             log.append(format!("r{i}").as_bytes()).unwrap();
         }
@@ -568,7 +568,7 @@ fn a_missing_directory_is_refused_except_by_append() {
 fn a_log_locked_by_a_writer_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let log = Aof::open(dir, AofConfig::default()).unwrap();
+    let log = aof::open(dir, AofConfig::default()).unwrap();
     log.append(b"held").unwrap();
     for args in [
         &["read", "DIR", "0"][..],

@@ -1,6 +1,6 @@
 //! The facade on its embedded defaults: local files and the SQLite index.
 
-use aof::{Aof, AofConfig, FlushStrategy, SQLITE_INDEX_FILE};
+use aof::{AofConfig, FlushStrategy, SQLITE_INDEX_FILE};
 use std::io::BufRead;
 
 fn config() -> AofConfig {
@@ -15,14 +15,14 @@ fn config() -> AofConfig {
 fn defaults_put_a_sqlite_index_in_the_log_directory() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let log = Aof::open(dir.path(), config()).unwrap();
+        let log = aof::open(dir.path(), config()).unwrap();
         for i in 0..2000u32 {
             log.append(&i.to_be_bytes().repeat(10)).unwrap();
         }
         log.close_blocking().unwrap();
     }
     assert!(dir.path().join(SQLITE_INDEX_FILE).is_file());
-    let log = Aof::open(dir.path(), config()).unwrap();
+    let log = aof::open(dir.path(), config()).unwrap();
     assert_eq!(log.next_id(), 2000);
     assert!(log.index().len().unwrap() > 1, "several segments expected");
     assert_eq!(
@@ -41,14 +41,14 @@ fn the_mdbx_index_is_selected_by_configuration() {
         .build()
         .unwrap();
     {
-        let log = Aof::open(dir.path(), config.clone()).unwrap();
+        let log = aof::open(dir.path(), config.clone()).unwrap();
         for i in 0..500u32 {
             log.append(&i.to_le_bytes().repeat(8)).unwrap();
         }
     }
     assert!(dir.path().join("index.mdbx").exists());
     assert!(!dir.path().join(SQLITE_INDEX_FILE).exists());
-    let log = Aof::open(dir.path(), config).unwrap();
+    let log = aof::open(dir.path(), config).unwrap();
     assert_eq!(log.next_id(), 500);
     assert!(log.index().len().unwrap() > 1);
     assert_eq!(
@@ -66,7 +66,7 @@ fn a_backend_left_out_of_the_build_is_a_clear_error() {
         .build()
         .unwrap();
     assert!(matches!(
-        Aof::open(dir.path(), config),
+        aof::open(dir.path(), config),
         Err(aof::AofError::BackendNotBuilt { .. })
     ));
 }
@@ -79,12 +79,12 @@ fn a_log_indexed_by_the_other_backend_is_named_not_reindexed() {
         .index_backend(aof::IndexBackend::Mdbx)
         .build()
         .unwrap();
-    Aof::open(dir.path(), mdbx).unwrap().append(b"x").unwrap();
+    aof::open(dir.path(), mdbx).unwrap().append(b"x").unwrap();
     assert_eq!(
         aof::detect_index_backend(dir.path()),
         Some(aof::IndexBackend::Mdbx)
     );
-    match Aof::open(dir.path(), config()) {
+    match aof::open(dir.path(), config()) {
         Err(aof::AofError::WrongIndexBackend { configured, found }) => {
             assert_eq!(
                 (configured, found),
@@ -110,7 +110,7 @@ fn payload(id: u64) -> Vec<u8> {
 fn sqlite_kill_child() {
     use std::io::Write;
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
-    let log = Aof::open(&dir, config()).unwrap();
+    let log = aof::open(&dir, config()).unwrap();
     let mut out = std::io::stdout().lock();
     loop {
         let id = log.append(&payload(log.next_id())).unwrap();
@@ -147,7 +147,7 @@ fn kill_dash_nine_with_the_sqlite_index() {
                 .map_while(Result::ok)
                 .filter_map(|l| l.strip_prefix("ACK ").map(|i| i.parse::<u64>().unwrap())),
         );
-        let log = Aof::open(dir.path(), config()).unwrap();
+        let log = aof::open(dir.path(), config()).unwrap();
         for id in &acked {
             assert_eq!(
                 log.read(*id).unwrap().as_deref(),

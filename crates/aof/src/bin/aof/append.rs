@@ -50,7 +50,7 @@ pub fn run(
         builder = builder.segment_size(size);
     }
     let config = builder.build()?;
-    let log = Aof::open(dir, config).map_err(|e| layout::open_error(dir, e))?;
+    let log = aof::open(dir, config).map_err(|e| layout::open_error(dir, e))?;
     let stdin = io::stdin();
     let stdout = io::stdout();
     let result = append_lines(

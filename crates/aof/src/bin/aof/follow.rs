@@ -18,13 +18,11 @@ use crate::layout;
 use crate::output::write_record;
 use anyhow::{Context, bail};
 use aof::AofError;
-use aof::record::checksum::crc64_nvme;
-use aof::record::record::{RecordHeader, decode_record, is_zeroed_header};
-use aof::record::segment::{
-    SEGMENT_FOOTER_MAGIC, SEGMENT_FOOTER_SIZE, SEGMENT_HEADER_SIZE, SegmentHeader, parse_segment_file_name,
-    segment_file_name,
-};
-use aof::record::{RECORD_HEADER_SIZE, RecordError};
+use aof::engine::layout::{parse_segment_file_name, segment_file_name};
+use aof::format::checksum::crc64_nvme;
+use aof::format::record::{RecordHeader, decode_record, is_zeroed_header};
+use aof::format::segment::{SEGMENT_FOOTER_MAGIC, SEGMENT_FOOTER_SIZE, SEGMENT_HEADER_SIZE, SegmentHeader};
+use aof::format::{RECORD_HEADER_SIZE, RecordError};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;

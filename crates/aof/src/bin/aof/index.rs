@@ -2,9 +2,9 @@
 
 use crate::layout::{self, backend_name, index_file};
 use anyhow::{Context, bail};
+use aof::format::index::copy_index;
 use aof::index_mdbx::MdbxSegmentIndex;
 use aof::index_sqlite::{BackupOptions, SqliteSegmentIndex};
-use aof::record::index::copy_index;
 use aof::{AofConfig, AofError, IndexBackend, SegmentIndex};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::ffi::OsString;

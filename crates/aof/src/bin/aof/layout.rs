@@ -1,8 +1,8 @@
 //! What a directory holds, and opening the log in it.
 
 use anyhow::bail;
-use aof::engine::engine::LOCK_FILE;
-use aof::record::segment::parse_segment_file_name;
+use aof::engine::layout::LOCK_FILE;
+use aof::engine::layout::parse_segment_file_name;
 use aof::{Aof, AofConfig, AofError, FlushStrategy, IndexBackend};
 use std::path::{Path, PathBuf};
 
@@ -123,7 +123,7 @@ pub fn read_config(layout: &Layout) -> anyhow::Result<AofConfig> {
 /// a log another process has open is refused with [`AofError::Locked`]).
 pub fn open_existing(dir: &Path) -> anyhow::Result<(Layout, Aof)> {
     let layout = existing(dir)?;
-    let log = Aof::open(dir, read_config(&layout)?).map_err(|e| open_error(dir, e))?;
+    let log = aof::open(dir, read_config(&layout)?).map_err(|e| open_error(dir, e))?;
     Ok((layout, log))
 }
 

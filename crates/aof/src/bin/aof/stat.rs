@@ -3,7 +3,7 @@
 use crate::layout::{self, backend_name, index_file};
 use crate::output::human_size;
 use anyhow::Context;
-use aof::record::SegmentStatus;
+use aof::format::SegmentStatus;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
@@ -68,8 +68,8 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
         })
         .sum();
     let segment_bytes: u64 = rows.iter().filter_map(|r| r.file_size).sum();
-    let perf = log.performance_metrics();
-    let flush = log.flush_metrics();
+    let perf = log.performance_metrics().snapshot();
+    let flush = log.flush_metrics().snapshot();
 
     let mut out = BufWriter::new(io::stdout().lock());
     if json {

@@ -5,9 +5,9 @@ use crate::layout;
 use crate::output::human_size;
 use anyhow::{Context, bail};
 use aof::AofError;
-use aof::record::record::decode_record;
-use aof::record::segment::segment_file_name;
-use aof::record::{FooterError, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, SegmentFooter};
+use aof::engine::layout::segment_file_name;
+use aof::format::record::decode_record;
+use aof::format::{FooterError, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, SegmentFooter};
 use std::path::Path;
 
 /// Verifies the log in `dir`; fails naming the first problem found, or if
@@ -25,7 +25,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
     // Opening ran recovery, which cuts bytes at the end of the active segment
     // that fail their checksum: after a crash a torn write, otherwise damage.
     // Either way the records are gone from the log; say so, and fail.
-    let cut = log.performance_metrics().torn_tails_cut;
+    let cut = log.performance_metrics().torn_tails_cut();
     if cut > 0 {
         bail!(
             "verification failed: the active segment ended in bytes that fail their checksum \

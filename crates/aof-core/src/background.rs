@@ -1,0 +1,139 @@
+//! The log's background threads: the flusher (Batched / Periodic
+//! strategies), the pre-allocator of the next segment file, and TTL
+//! retention. Each sleeps on [`Shared::wake_cv`] and stops when
+//! [`crate::shared::Wake::stop`] is set.
+
+use crate::locks::lock;
+use crate::shared::Shared;
+use crate::writer::prepare_file;
+use aof_flush::FlushDecision;
+use aof_record::{AofError, AofResult, FlushStrategy};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Starts the threads `shared`'s configuration needs.
+pub(crate) fn start(shared: &Arc<Shared>) -> AofResult<Vec<JoinHandle<()>>> {
+    let mut threads = Vec::new();
+    if matches!(
+        shared.config.flush_strategy(),
+        FlushStrategy::Batched(_) | FlushStrategy::Periodic(_) | FlushStrategy::BatchedOrPeriodic { .. }
+    ) {
+        let s = shared.clone();
+        threads.push(spawn("aof-flusher", move || flusher_loop(&s))?);
+    }
+    if shared.config.pre_allocate_enabled() {
+        let s = shared.clone();
+        threads.push(spawn("aof-preallocator", move || preallocator_loop(&s))?);
+    }
+    if let Some(ttl) = shared.config.ttl_seconds() {
+        let s = shared.clone();
+        threads.push(spawn("aof-retention", move || retention_loop(&s, ttl))?);
+    }
+    Ok(threads)
+}
+
+/// Stops every background thread and waits for them.
+pub(crate) fn stop(shared: &Shared, threads: &mut Vec<JoinHandle<()>>) {
+    {
+        let mut w = lock(&shared.wake);
+        w.stop = true;
+        shared.wake_cv.notify_all();
+    }
+    shared.durable.wake();
+    for t in threads.drain(..) {
+        let _ = t.join();
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> AofResult<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(f)
+        .map_err(|e| AofError::io(name, e))
+}
+
+fn flusher_loop(shared: &Shared) {
+    let mut wake = lock(&shared.wake);
+    loop {
+        if wake.stop {
+            return;
+        }
+        wake.flush_requested = false;
+        drop(wake);
+        let timeout = match shared.flush.poll() {
+            FlushDecision::Now(kind) => {
+                let next = shared.appended_next.load(Ordering::Acquire);
+                if let Some(last) = next.checked_sub(1)
+                    && let Err(e) = shared.sync_through(last, kind, None)
+                {
+                    log::error!("background flush failed: {e}");
+                }
+                Duration::ZERO
+            }
+            // Nothing pending: the next periodic deadline is at most one interval away.
+            FlushDecision::Wait { next_deadline } => next_deadline
+                .or(shared.flush.policy().interval())
+                .unwrap_or(Duration::from_millis(100)),
+            _ => Duration::from_millis(1),
+        };
+        wake = lock(&shared.wake);
+        if !timeout.is_zero() && !wake.flush_requested && !wake.stop {
+            wake = shared
+                .wake_cv
+                .wait_timeout(wake, timeout)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+/// Wakes every `ttl / 4` (between 50 ms and 60 s) and removes expired segments.
+fn retention_loop(shared: &Shared, ttl_seconds: u64) {
+    let period = Duration::from_millis((ttl_seconds * 250).clamp(50, 60_000));
+    let mut wake = lock(&shared.wake);
+    loop {
+        if wake.stop {
+            return;
+        }
+        drop(wake);
+        if let Err(e) = shared.expire(ttl_seconds) {
+            log::warn!("retention in {}: {e}", shared.dir.display());
+        }
+        wake = lock(&shared.wake);
+        if !wake.stop {
+            wake = shared
+                .wake_cv
+                .wait_timeout(wake, period)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+fn preallocator_loop(shared: &Shared) {
+    let mut wake = lock(&shared.wake);
+    loop {
+        if wake.stop {
+            return;
+        }
+        if wake.prealloc_requested && wake.prepared.is_none() {
+            wake.prealloc_requested = false;
+            let path = wake.next_prealloc_path(&shared.dir);
+            drop(wake);
+            let ready = match prepare_file(shared.fs.as_ref(), &path, shared.config.segment_size()) {
+                Ok(()) => Some(path),
+                Err(e) => {
+                    log::warn!("pre-allocating {}: {e}", path.display());
+                    let _ = shared.fs.remove_file(&path);
+                    None
+                }
+            };
+            wake = lock(&shared.wake);
+            wake.prepared = ready;
+            continue;
+        }
+        wake = shared.wake_cv.wait(wake).unwrap_or_else(PoisonError::into_inner);
+    }
+}

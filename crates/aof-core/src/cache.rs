@@ -1,0 +1,244 @@
+//! The finalized segments the engine knows, and the reader-aware cache of
+//! open (mapped) ones: [`SegmentCache`] and [`SegmentSlot`].
+//!
+//! # Invariants
+//!
+//! * The map holds every finalized segment with a local file, by base id;
+//!   segments are contiguous, so the first one's base id is the log's first id.
+//! * At most `segment_cache_size` segments are open, except while readers pin
+//!   more: a segment a reader is positioned in (`pins > 0`) is never closed
+//!   and its file never deleted. Eviction closes the least recently used
+//!   unpinned segment.
+//! * A segment removed from the log is *doomed*: it leaves the map at once,
+//!   and its file is deleted when its last pin drops ([`SegmentCache::reap`]).
+
+use crate::fs::FileSystem;
+use crate::layout::{path_in, segment_file_name};
+use crate::locks::{lock, read, write};
+use crate::metrics::Counters;
+use crate::segment::FinalizedSegment;
+use aof_record::{AofResult, SegmentEntry};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// A finalized (or archived-with-local-copy) segment known to the engine.
+#[derive(Debug)]
+pub(crate) struct SegmentSlot {
+    pub(crate) base_id: u64,
+    pub(crate) last_id: u64,
+    pub(crate) record_count: u64,
+    pub(crate) path: PathBuf,
+    open: Mutex<Option<Arc<FinalizedSegment>>>,
+    /// Readers positioned in this segment; a pinned segment is never evicted or deleted.
+    pub(crate) pins: AtomicUsize,
+    last_used: AtomicU64,
+    /// Removed from the log; its file goes once no reader is positioned in it.
+    pub(crate) doomed: AtomicBool,
+    /// Replaced by a rewritten file at the same path (`truncate_after`): readers must look again.
+    pub(crate) replaced: AtomicBool,
+}
+
+impl SegmentSlot {
+    /// The slot of the finalized segment `entry` of the log in `dir`.
+    pub(crate) fn for_entry(dir: &Path, entry: &SegmentEntry) -> Self {
+        let name = entry
+            .local_path
+            .clone()
+            .unwrap_or_else(|| segment_file_name(entry.base_id));
+        Self {
+            base_id: entry.base_id,
+            last_id: entry.last_id,
+            record_count: entry.record_count,
+            path: path_in(dir, &name),
+            open: Mutex::new(None),
+            pins: AtomicUsize::new(0),
+            last_used: AtomicU64::new(0),
+            doomed: AtomicBool::new(false),
+            replaced: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the slot holds record `id`.
+    pub(crate) fn holds(&self, id: u64) -> bool {
+        self.record_count > 0 && self.base_id <= id && id <= self.last_id
+    }
+
+    /// Drops one pin; true if it was the last on a doomed segment (whose
+    /// file can now go).
+    pub(crate) fn unpin(&self) -> bool {
+        self.pins.fetch_sub(1, Ordering::AcqRel) == 1 && self.doomed.load(Ordering::Acquire)
+    }
+}
+
+/// Finalized segments by base id, the open ones, and the doomed ones.
+#[derive(Debug)]
+pub(crate) struct SegmentCache {
+    segments: RwLock<BTreeMap<u64, Arc<SegmentSlot>>>,
+    /// Slots whose segment is open (mapped), bounded by `capacity`.
+    open_set: Mutex<Vec<Arc<SegmentSlot>>>,
+    capacity: usize,
+    tick: AtomicU64,
+    /// Removed segments whose files wait for their last reader to leave.
+    doomed: Mutex<Vec<Arc<SegmentSlot>>>,
+}
+
+impl SegmentCache {
+    /// A cache of `slots`, keeping at most `capacity` segments open.
+    pub(crate) fn new(slots: Vec<SegmentSlot>, capacity: usize) -> Self {
+        Self {
+            segments: RwLock::new(slots.into_iter().map(|s| (s.base_id, Arc::new(s))).collect()),
+            open_set: Mutex::new(Vec::new()),
+            capacity,
+            tick: AtomicU64::new(0),
+            doomed: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Base id of the first finalized segment.
+    pub(crate) fn first_base(&self) -> Option<u64> {
+        read(&self.segments).keys().next().copied()
+    }
+
+    /// Every slot, in id order.
+    pub(crate) fn all(&self) -> Vec<Arc<SegmentSlot>> {
+        read(&self.segments).values().cloned().collect()
+    }
+
+    /// The finalized segment holding `id`.
+    pub(crate) fn find(&self, id: u64) -> Option<Arc<SegmentSlot>> {
+        let segs = read(&self.segments);
+        segs.range(..=id)
+            .next_back()
+            .map(|(_, s)| s)
+            .filter(|s| s.holds(id))
+            .cloned()
+    }
+
+    /// The finalized segment holding `id`, pinned under the map's read lock,
+    /// so that a removal (which takes the write lock) cannot slip in between.
+    pub(crate) fn find_pinned(&self, id: u64) -> Option<Arc<SegmentSlot>> {
+        let segs = read(&self.segments);
+        let found = segs
+            .range(..=id)
+            .next_back()
+            .map(|(_, s)| s)
+            .filter(|s| s.holds(id))
+            .cloned();
+        if let Some(s) = &found {
+            s.pins.fetch_add(1, Ordering::AcqRel);
+        }
+        found
+    }
+
+    /// Adds a newly finalized segment.
+    pub(crate) fn insert(&self, slot: SegmentSlot) {
+        write(&self.segments).insert(slot.base_id, Arc::new(slot));
+    }
+
+    /// Takes the first segment out of the map if `pred` says so, marking it
+    /// doomed and raising `first_id` past it under the map's lock.
+    pub(crate) fn pop_first_if(
+        &self,
+        pred: &dyn Fn(&SegmentSlot) -> bool,
+        first_id: &AtomicU64,
+    ) -> Option<Arc<SegmentSlot>> {
+        let mut segs = write(&self.segments);
+        let (&base, slot) = segs.iter().next()?;
+        if !pred(slot) {
+            return None;
+        }
+        let slot = slot.clone();
+        segs.remove(&base);
+        slot.doomed.store(true, Ordering::Release);
+        // Segments are contiguous: the next one starts right after.
+        first_id.fetch_max(slot.last_id + 1, Ordering::AcqRel);
+        Some(slot)
+    }
+
+    /// Takes every segment from `base` on out of the map, in id order.
+    pub(crate) fn split_off(&self, base: u64) -> Vec<Arc<SegmentSlot>> {
+        write(&self.segments).split_off(&base).into_values().collect()
+    }
+
+    /// The open (mapped) segment of `slot`. Opening one more than the
+    /// capacity closes the least recently used segment that no reader is
+    /// positioned in (readers holding its `Arc` finish undisturbed).
+    pub(crate) fn open(
+        &self,
+        slot: &Arc<SegmentSlot>,
+        fs: &dyn FileSystem,
+        max_record_size: u32,
+        counters: &Counters,
+    ) -> AofResult<Arc<FinalizedSegment>> {
+        slot.last_used
+            .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        let mut open = lock(&slot.open);
+        if let Some(seg) = open.as_ref() {
+            Counters::add(&counters.cache_hits, 1);
+            return Ok(seg.clone());
+        }
+        Counters::add(&counters.cache_misses, 1);
+        let seg = Arc::new(FinalizedSegment::open(
+            fs,
+            &slot.path,
+            slot.base_id,
+            max_record_size,
+        )?);
+        *open = Some(seg.clone());
+        drop(open);
+        let mut set = lock(&self.open_set);
+        set.push(slot.clone());
+        while set.len() > self.capacity {
+            let victim = set
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !Arc::ptr_eq(s, slot) && s.pins.load(Ordering::Acquire) == 0)
+                .min_by_key(|(_, s)| s.last_used.load(Ordering::Relaxed))
+                .map(|(i, _)| i);
+            let Some(i) = victim else { break };
+            let v = set.swap_remove(i);
+            *lock(&v.open) = None;
+            Counters::add(&counters.cache_evictions, 1);
+        }
+        Ok(seg)
+    }
+
+    /// Marks `slot` removed from the log: closed now, its file deleted by
+    /// [`SegmentCache::reap`] once no reader is positioned in it.
+    pub(crate) fn doom(&self, slot: Arc<SegmentSlot>) {
+        slot.doomed.store(true, Ordering::Release);
+        lock(&self.open_set).retain(|s| !Arc::ptr_eq(s, &slot));
+        *lock(&slot.open) = None;
+        lock(&self.doomed).push(slot);
+    }
+
+    /// Deletes the files of doomed segments that no reader is positioned in,
+    /// then syncs `dir`. Failures are logged: recovery retries them.
+    pub(crate) fn reap(&self, fs: &dyn FileSystem, dir: &Path) {
+        let ready: Vec<Arc<SegmentSlot>> = {
+            let mut d = lock(&self.doomed);
+            let (ready, waiting): (Vec<_>, Vec<_>) =
+                d.drain(..).partition(|s| s.pins.load(Ordering::Acquire) == 0);
+            *d = waiting;
+            ready
+        };
+        if ready.is_empty() {
+            return;
+        }
+        for slot in &ready {
+            if slot.replaced.load(Ordering::Acquire) {
+                continue; // its path now holds the rewritten segment
+            }
+            if let Err(e) = fs.remove_file(&slot.path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                log::warn!("removing {}: {e} (recovery will retry)", slot.path.display());
+            }
+        }
+        if let Err(e) = fs.sync_dir(dir) {
+            log::warn!("syncing {}: {e}", dir.display());
+        }
+    }
+}

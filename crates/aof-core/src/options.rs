@@ -1,0 +1,67 @@
+//! How a log is opened beyond its configuration: [`AofOptions`], and the
+//! wall clock of record timestamps, [`TimeSource`].
+
+use crate::fs::{FileSystem, LocalFileSystem};
+use aof_flush::{Clock, SystemClock};
+use aof_record::AofConfig;
+use std::fmt;
+use std::sync::Arc;
+
+/// Wall-clock time for record timestamps, in microseconds since the Unix epoch.
+///
+/// The engine never lets timestamps decrease, whatever this returns.
+pub trait TimeSource: Send + Sync + fmt::Debug + 'static {
+    /// Now, in µs since the Unix epoch.
+    fn now_us(&self) -> u64;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemTime;
+
+impl TimeSource for SystemTime {
+    fn now_us(&self) -> u64 {
+        // On every append: plain u64 arithmetic rather than u128 `as_micros`.
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| {
+                d.as_secs()
+                    .saturating_mul(1_000_000)
+                    .saturating_add(u64::from(d.subsec_micros()))
+            })
+    }
+}
+
+/// How to open a log, beyond its [`AofConfig`].
+#[derive(Debug, Clone)]
+pub struct AofOptions {
+    /// The configuration.
+    pub config: AofConfig,
+    /// The file system to write through.
+    pub fs: Arc<dyn FileSystem>,
+    /// The monotonic clock of the flush policy and metrics.
+    pub clock: Arc<dyn Clock>,
+    /// The wall clock of record timestamps.
+    pub time: Arc<dyn TimeSource>,
+    /// Rebuild the index from the segment files when it is empty but files
+    /// exist, or when it disagrees with them.
+    pub rebuild_index: bool,
+    /// Most readers and tails open at once; one more is refused with
+    /// [`aof_record::AofError::ReaderLimitExceeded`]. Default 1024.
+    pub max_readers: usize,
+}
+
+impl AofOptions {
+    /// Options for `config` on the local file system and the system clocks.
+    #[must_use]
+    pub fn new(config: AofConfig) -> Self {
+        Self {
+            config,
+            fs: LocalFileSystem::shared(),
+            clock: Arc::new(SystemClock),
+            time: Arc::new(SystemTime),
+            rebuild_index: false,
+            max_readers: 1024,
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The state a log's handle, its readers and its background threads share:
+//! [`Shared`], and the operations on it that several of them use (append
+//! under the writer lock, group-commit rounds, rollover, poisoning).
+//!
+//! It sits below everything that holds an `Arc<Shared>` (readers,
+//! truncation, verification, background tasks, the [`crate::Aof`] handle),
+//! and above the parts it is made of (writer, commit, cache), so imports run
+//! one way: `engine` → `reader`/`truncate`/`verify`/`background` → `shared`
+//! → `writer`/`commit`/`cache`/`recovery` → `segment`/`layout`/`fs`.
+//!
+//! # Invariants
+//!
+//! * After a failed write or fsync the log is poisoned: what is on disk is
+//!   unknown, so every later write fails with [`AofError::Poisoned`] until
+//!   the log is reopened and recovered.
+//! * A segment is finalized in this order: data synced → offset table and
+//!   footer written and synced → index entry committed and synced →
+//!   directory synced → next segment created. A crash between any two steps
+//!   is repaired on open, since the file tells which steps completed.
+//!
+//! Lock order: `writer` before the group-commit lock; the segment map is
+//! never held while taking another lock.
+
+use crate::cache::{SegmentCache, SegmentSlot};
+use crate::commit::{Durable, GroupCommit};
+use crate::fs::{FileSystem, LockGuard};
+use crate::layout::prealloc_name;
+use crate::locks::lock;
+use crate::metrics::Counters;
+use crate::options::TimeSource;
+use crate::writer::{NewFile, WRITE_BUFFER, Writer, create_active};
+use aof_flush::{FlushController, FlushKind};
+use aof_record::{AofConfig, AofError, AofResult, SegmentIndex};
+use bytes::Bytes;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+/// State shared by the log's handle, its readers and its background threads.
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: AofConfig,
+    pub(crate) fs: std::sync::Arc<dyn FileSystem>,
+    pub(crate) index: std::sync::Arc<dyn SegmentIndex>,
+    pub(crate) time: std::sync::Arc<dyn TimeSource>,
+    pub(crate) flush: FlushController,
+    pub(crate) writer: Mutex<Writer>,
+    pub(crate) commit: GroupCommit,
+    /// The durable end of the log: what readers see.
+    pub(crate) durable: Durable,
+    /// Ids below this have been appended (published after the writer lock is released).
+    pub(crate) appended_next: AtomicU64,
+    /// The lowest id still kept (retention and `truncate_before` raise it).
+    pub(crate) first_id: AtomicU64,
+    pub(crate) poisoned: AtomicBool,
+    pub(crate) closed: AtomicBool,
+    /// Finalized segments with a local file, and the open ones.
+    pub(crate) cache: SegmentCache,
+    pub(crate) readers: AtomicUsize,
+    pub(crate) max_readers: usize,
+    pub(crate) counters: Counters,
+    /// Wakes the background flusher, pre-allocator and retention task.
+    pub(crate) wake: Mutex<Wake>,
+    pub(crate) wake_cv: Condvar,
+    pub(crate) _lock: Box<dyn LockGuard>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the background tasks are asked to do.
+#[derive(Debug, Default)]
+pub(crate) struct Wake {
+    pub(crate) flush_requested: bool,
+    pub(crate) prealloc_requested: bool,
+    pub(crate) stop: bool,
+    /// A pre-allocated, zero-filled, synced temp file ready for the next segment.
+    pub(crate) prepared: Option<PathBuf>,
+    pub(crate) prealloc_seq: u64,
+}
+
+impl Wake {
+    /// The path of the next file to pre-allocate in `dir`.
+    pub(crate) fn next_prealloc_path(&mut self, dir: &std::path::Path) -> PathBuf {
+        self.prealloc_seq += 1;
+        dir.join(prealloc_name(self.prealloc_seq))
+    }
+}
+
+impl Shared {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Fails once the log is closed or poisoned.
+    pub(crate) fn check_writable(&self) -> AofResult<()> {
+        if self.is_poisoned() {
+            return Err(AofError::Poisoned);
+        }
+        if self.is_closed() {
+            return Err(AofError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Poisons the log (once, logged) and returns `err`.
+    pub(crate) fn poison(&self, err: AofError) -> AofError {
+        if !self.poisoned.swap(true, Ordering::AcqRel) {
+            log::error!("log in {} poisoned: {err}", self.dir.display());
+        }
+        err
+    }
+
+    /// Appends one record under the writer lock, rolling to a new segment
+    /// first if it would not fit.
+    pub(crate) fn append_locked(&self, w: &mut Writer, payload: &[u8]) -> AofResult<()> {
+        if w.must_roll(payload.len(), self.config.segment_size()) {
+            self.roll(w)?;
+        }
+        w.push(payload, self.time.now_us())?;
+        if w.buf.len() >= WRITE_BUFFER {
+            self.write_out(w)?;
+        }
+        if self.config.pre_allocate_enabled()
+            && !w.seg.prealloc_asked
+            && w.seg.data_len(w.buf.len()) as f64
+                >= self.config.pre_allocate_threshold() * self.config.segment_size() as f64
+        {
+            w.seg.prealloc_asked = true;
+            let mut wake = lock(&self.wake);
+            if wake.prepared.is_none() {
+                wake.prealloc_requested = true;
+                self.wake_cv.notify_all();
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered records to the segment file; a failure poisons the log.
+    pub(crate) fn write_out(&self, w: &mut Writer) -> AofResult<()> {
+        w.write_out().map_err(|e| self.poison(e))
+    }
+
+    /// Makes ids `..=id` durable, sharing an in-flight fsync with other
+    /// callers. The flush latency is recorded from `since` (default: now),
+    /// waiting for another caller's round included.
+    pub(crate) fn sync_through(&self, id: u64, kind: FlushKind, since: Option<Duration>) -> AofResult<()> {
+        let since = since.unwrap_or_else(|| self.flush.clock().now());
+        self.commit.sync_until(
+            &self.durable,
+            id + 1,
+            || self.is_poisoned(),
+            || {
+                self.flush
+                    .flush_since(kind, Some(since), || self.sync_round())
+                    .map(drop)
+            },
+        )
+    }
+
+    /// One group-commit round: write out the buffer, fdatasync the active
+    /// file, publish what it covered.
+    fn sync_round(&self) -> AofResult<u64> {
+        let (file, path, next) = {
+            let mut w = lock(&self.writer);
+            self.write_out(&mut w)?;
+            (w.seg.file.clone(), w.seg.path.clone(), w.next_id)
+        };
+        if let Err(e) = file.sync_data() {
+            return Err(self.poison(AofError::io(path, e)));
+        }
+        self.durable.publish(next);
+        Ok(next)
+    }
+
+    /// Makes every record appended so far durable; returns the highest durable id.
+    pub(crate) fn flush_all(&self, kind: FlushKind, since: Option<Duration>) -> AofResult<Option<u64>> {
+        let next = lock(&self.writer).next_id;
+        if let Some(last) = next.checked_sub(1) {
+            self.sync_through(last, kind, since)?;
+        }
+        Ok(self.durable.next().checked_sub(1))
+    }
+
+    /// Asks the background flusher for a flush now.
+    pub(crate) fn request_flush(&self) {
+        let mut wake = lock(&self.wake);
+        if !wake.flush_requested {
+            wake.flush_requested = true;
+            self.wake_cv.notify_all();
+        }
+    }
+
+    /// Finalizes the active segment and starts the next one. Any failure
+    /// poisons the log.
+    fn roll(&self, w: &mut Writer) -> AofResult<()> {
+        self.roll_inner(w).map_err(|e| self.poison(e))
+    }
+
+    fn roll_inner(&self, w: &mut Writer) -> AofResult<()> {
+        let entry = w.seal(|next| self.durable.publish(next))?;
+        self.index.update_entry(&entry)?;
+        self.index.sync()?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| AofError::io(&self.dir, e))?;
+        Counters::add(&self.counters.segments_finalized, 1);
+        self.cache.insert(SegmentSlot::for_entry(&self.dir, &entry));
+        self.durable.wake();
+        let source = match lock(&self.wake).prepared.take() {
+            Some(p) => NewFile::Prepared(p),
+            None => NewFile::Create { zero_fill: false },
+        };
+        let ts = self.time.now_us().max(w.last_ts);
+        let seg = create_active(
+            self.fs.as_ref(),
+            &self.dir,
+            self.index.as_ref(),
+            w.next_id,
+            ts,
+            source,
+            self.config.segment_size(),
+        )?;
+        w.start(seg);
+        Counters::add(&self.counters.segments_created, 1);
+        Ok(())
+    }
+
+    /// The payload of record `id`, `None` if the log does not hold it.
+    pub(crate) fn read(&self, id: u64) -> AofResult<Option<Bytes>> {
+        if id < self.first_id.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        for _ in 0..2 {
+            if let Some(slot) = self.cache.find(id) {
+                let seg = self.open_segment(&slot)?;
+                return Ok(seg.read(id)?.map(|(_, payload)| payload));
+            }
+            let mut w = lock(&self.writer);
+            if id >= w.next_id {
+                return Ok(None);
+            }
+            if id >= w.seg.base_id {
+                return w.read(id, self.config.max_record_size()).map(|(_, p)| Some(p));
+            }
+            // Below the active segment and not (or no longer) among the
+            // finalized ones: either a rollover raced with this read (look
+            // again) or the id is gone.
+        }
+        Ok(None)
+    }
+
+    /// The open (mapped) segment of `slot`, through the cache.
+    pub(crate) fn open_segment(
+        &self,
+        slot: &std::sync::Arc<SegmentSlot>,
+    ) -> AofResult<std::sync::Arc<crate::segment::FinalizedSegment>> {
+        self.cache.open(
+            slot,
+            self.fs.as_ref(),
+            self.config.max_record_size(),
+            &self.counters,
+        )
+    }
+
+    /// Deletes the files of removed segments no reader is positioned in.
+    pub(crate) fn reap_doomed(&self) {
+        self.cache.reap(self.fs.as_ref(), &self.dir);
+    }
+}

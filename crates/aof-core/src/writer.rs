@@ -1,0 +1,360 @@
+//! The active segment and the write buffer: [`Writer`].
+//!
+//! Everything an append touches lives in one `Writer` behind one mutex (held
+//! by the engine's shared state). This module knows files, not the rest of
+//! the engine: it encodes records into the buffer, writes the buffer out,
+//! seals a full segment with its offset table and footer, and creates the
+//! next segment file. Deciding *when* to do each, and what a failure means
+//! (poisoning), is the caller's.
+//!
+//! # Invariants
+//!
+//! * `seg.offsets[i]` is the offset of record `seg.base_id + i`; the records
+//!   `..seg.written` are in the file, the rest are in `buf` (which belongs at
+//!   `seg.written`).
+//! * `seg.crc` is the CRC-64/NVME of the file's bytes `0..seg.written`.
+//! * A segment file is created as temp file → header written and synced →
+//!   rename → directory synced → index entry added and synced, before any
+//!   record is written to it: an id in it can only be acknowledged once its
+//!   directory entry is durable.
+
+use crate::fs::{FileHandle, FileHandleExt, FileSystem, OpenMode};
+use crate::layout::{file_name, path_in, segment_file_name, segment_temp_name};
+use crate::segment::{Scan, checked_record, digest_of, footer_bytes};
+use aof_record::checksum::Crc64;
+use aof_record::record::{RecordFlags, append_record_unsealed, encoded_len, seal_record};
+use aof_record::segment::{SEGMENT_HEADER_SIZE, SegmentHeader};
+use aof_record::{AofError, AofResult, SegmentEntry, SegmentIndex};
+use bytes::Bytes;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Bytes buffered in memory before they are written to the segment file.
+pub(crate) const WRITE_BUFFER: usize = 256 * 1024;
+
+/// Chunk size used to fill pre-allocated segment files with zeros.
+const ZERO_CHUNK: usize = 1 << 20;
+
+/// The active segment and everything appends touch, behind one mutex.
+pub(crate) struct Writer {
+    pub(crate) seg: ActiveSegment,
+    /// Encoded records not yet written to the file; they belong at `seg.written`.
+    pub(crate) buf: Vec<u8>,
+    pub(crate) next_id: u64,
+    pub(crate) last_ts: u64,
+    /// Index (in `seg.offsets`) of the first buffered record whose checksum is
+    /// not computed yet: records are sealed in one pass before the buffer is
+    /// written or read (see `aof_record::record::append_record_unsealed`).
+    pub(crate) unsealed_from: usize,
+}
+
+/// The segment appends go to.
+pub(crate) struct ActiveSegment {
+    pub(crate) base_id: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) file: Arc<dyn FileHandle>,
+    /// Bytes of header and records written to the file.
+    pub(crate) written: u64,
+    /// Offset of each record, in id order.
+    pub(crate) offsets: Vec<u32>,
+    /// CRC-64/NVME of the file's bytes `0..written`.
+    pub(crate) crc: Crc64,
+    pub(crate) created_at: u64,
+    pub(crate) prealloc_asked: bool,
+    /// A live map of the pre-allocated file, for reads without a syscall.
+    pub(crate) map: Option<Bytes>,
+}
+
+impl ActiveSegment {
+    /// Bytes of header and records, written or still `buffered`.
+    pub(crate) fn data_len(&self, buffered: usize) -> u64 {
+        self.written + buffered as u64
+    }
+
+    /// The last id the segment holds, when it holds any, given the next id.
+    pub(crate) fn last_id(&self, next_id: u64) -> Option<u64> {
+        next_id.checked_sub(1).filter(|l| *l >= self.base_id)
+    }
+}
+
+impl Writer {
+    /// A writer appending to `seg` from `next_id`, the records already in
+    /// the file (`sealed` of them) being sealed.
+    pub(crate) fn new(seg: ActiveSegment, next_id: u64, last_ts: u64, sealed: usize) -> Self {
+        Self {
+            seg,
+            buf: Vec::with_capacity(WRITE_BUFFER + 4096),
+            next_id,
+            last_ts,
+            unsealed_from: sealed,
+        }
+    }
+
+    /// Whether a record of `payload_len` bytes must go to a new segment.
+    pub(crate) fn must_roll(&self, payload_len: usize, segment_size: u64) -> bool {
+        let len = encoded_len(payload_len) as u64;
+        self.seg.data_len(self.buf.len()) + len > segment_size && !self.seg.offsets.is_empty()
+    }
+
+    /// Encodes one record at the end of the buffer (checksum deferred to
+    /// [`Writer::seal_buffered`]), with timestamp `max(ts, last)`.
+    pub(crate) fn push(&mut self, payload: &[u8], ts: u64) -> AofResult<()> {
+        let ts = ts.max(self.last_ts);
+        let offset = self.seg.data_len(self.buf.len());
+        let id = self.next_id;
+        append_record_unsealed(&mut self.buf, id, ts, RecordFlags::NONE, payload).map_err(|source| {
+            AofError::Corruption {
+                segment: self.seg.base_id,
+                offset,
+                source,
+            }
+        })?;
+        // offset < segment_size <= u32::MAX, checked by the configuration.
+        self.seg.offsets.push(offset as u32);
+        self.next_id = id + 1;
+        self.last_ts = ts;
+        Ok(())
+    }
+
+    /// Computes the checksums of every buffered record not yet sealed.
+    pub(crate) fn seal_buffered(&mut self) {
+        let n = self.seg.offsets.len();
+        let buf_end = self.seg.written + self.buf.len() as u64;
+        for i in self.unsealed_from..n {
+            let start = (u64::from(self.seg.offsets[i]) - self.seg.written) as usize;
+            let end =
+                (self.seg.offsets.get(i + 1).map_or(buf_end, |o| u64::from(*o)) - self.seg.written) as usize;
+            seal_record(&mut self.buf[start..end]);
+        }
+        self.unsealed_from = n;
+    }
+
+    /// Writes the buffered records to the segment file. On failure what is
+    /// on disk is unknown: the caller poisons the log.
+    pub(crate) fn write_out(&mut self) -> AofResult<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.seal_buffered();
+        self.seg
+            .file
+            .write_all_at(&self.buf, self.seg.written)
+            .map_err(|e| AofError::io(&self.seg.path, e))?;
+        self.seg.crc.update(&self.buf);
+        self.seg.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Seals the active segment: its data synced, then its offset table and
+    /// footer written and synced. Returns the index entry that finalizes it
+    /// (for the caller to commit). `durable(next)` is told when the data is
+    /// durable, before the footer is written.
+    pub(crate) fn seal(&mut self, durable: impl FnOnce(u64)) -> AofResult<SegmentEntry> {
+        self.write_out()?;
+        let seg = &self.seg;
+        seg.file.sync_data().map_err(|e| AofError::io(&seg.path, e))?;
+        durable(self.next_id);
+        let sealed = footer_bytes(seg.base_id, &seg.offsets, seg.written, seg.crc.finish());
+        seg.file
+            .write_all_at(&sealed, seg.written)
+            .and_then(|()| seg.file.set_len(seg.written + sealed.len() as u64))
+            .and_then(|()| seg.file.sync_all())
+            .map_err(|e| AofError::io(&seg.path, e))?;
+        let mut whole = seg.crc.clone();
+        whole.update(&sealed);
+        let last_id = seg.last_id(self.next_id);
+        let finalized_at = if last_id.is_some() {
+            self.last_ts
+        } else {
+            seg.created_at
+        };
+        SegmentEntry::new_active(seg.base_id, seg.created_at, file_name(&seg.path))
+            .finalize(
+                last_id,
+                seg.written + sealed.len() as u64,
+                whole.finish(),
+                finalized_at,
+            )
+            .map_err(AofError::from)
+    }
+
+    /// Starts appending to `seg`, a new segment beginning at `next_id`.
+    pub(crate) fn start(&mut self, seg: ActiveSegment) {
+        self.last_ts = self.last_ts.max(seg.created_at);
+        self.unsealed_from = 0;
+        self.seg = seg;
+    }
+
+    /// Reads record `id` of the active segment: its timestamp and payload.
+    /// The caller checks `seg.base_id <= id < next_id`.
+    pub(crate) fn read(&mut self, id: u64, max_record_size: u32) -> AofResult<(u64, Bytes)> {
+        self.seal_buffered();
+        let index = (id - self.seg.base_id) as usize;
+        let offset = u64::from(self.seg.offsets[index]);
+        let end = self
+            .seg
+            .offsets
+            .get(index + 1)
+            .map_or(self.seg.data_len(self.buf.len()), |o| u64::from(*o));
+        let len = (end - offset) as usize;
+        let from_file;
+        let region: &[u8] = match &self.seg.map {
+            Some(map) if end <= self.seg.written && end <= map.len() as u64 => {
+                &map[offset as usize..end as usize]
+            }
+            _ if offset >= self.seg.written => {
+                let at = (offset - self.seg.written) as usize;
+                &self.buf[at..at + len]
+            }
+            _ => {
+                let mut v = vec![0u8; len];
+                self.seg
+                    .file
+                    .read_exact_at(&mut v, offset)
+                    .map_err(|e| AofError::io(&self.seg.path, e))?;
+                from_file = v;
+                &from_file
+            }
+        };
+        let rec = checked_record(region, id, self.seg.base_id, offset, max_record_size)?;
+        // Copied out, never sliced: the active file can still shrink
+        // (truncate_after), and a slice of its map must not outlive that.
+        Ok((rec.header.timestamp_us, Bytes::copy_from_slice(rec.payload)))
+    }
+}
+
+/// The active segment recovered by a scan of its file `data`.
+pub(crate) fn recovered_segment(
+    base_id: u64,
+    path: PathBuf,
+    file: Arc<dyn FileHandle>,
+    data: &[u8],
+    scan: Scan,
+    created_at: u64,
+    segment_size: u64,
+) -> Writer {
+    let next_id = base_id + scan.offsets.len() as u64;
+    // Every scanned record is already in the file, checksum and all.
+    let sealed = scan.offsets.len();
+    let end = usize::try_from(scan.data_end)
+        .unwrap_or(usize::MAX)
+        .min(data.len());
+    let last_ts = scan.last_timestamp.unwrap_or(created_at).max(created_at);
+    let seg = ActiveSegment {
+        base_id,
+        path,
+        written: scan.data_end,
+        offsets: scan.offsets,
+        crc: digest_of(&data[..end]),
+        created_at,
+        prealloc_asked: false,
+        map: live_map(file.as_ref(), segment_size),
+        file,
+    };
+    Writer::new(seg, next_id, last_ts, sealed)
+}
+
+/// Where a new segment file comes from.
+#[derive(Debug)]
+pub(crate) enum NewFile {
+    /// A pre-allocated, zero-filled, synced temp file.
+    Prepared(PathBuf),
+    /// A new file, zero-filled to the segment size when `zero_fill`.
+    Create {
+        /// Fill with zeros first (see [`prepare_file`]).
+        zero_fill: bool,
+    },
+}
+
+/// Creates the active segment `base_id` (see the module's invariants).
+pub(crate) fn create_active(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    index: &dyn SegmentIndex,
+    base_id: u64,
+    created_at: u64,
+    source: NewFile,
+    segment_size: u64,
+) -> AofResult<ActiveSegment> {
+    let name = segment_file_name(base_id);
+    let path = path_in(dir, &name);
+    let (tmp, file) = match source {
+        NewFile::Prepared(p) => {
+            let f = fs
+                .open(&p, OpenMode::ReadWrite)
+                .map_err(|e| AofError::io(&p, e))?;
+            (p, f)
+        }
+        NewFile::Create { zero_fill } => {
+            let p = path_in(dir, &segment_temp_name(base_id));
+            let f = fs
+                .open(&p, OpenMode::CreateNew)
+                .map_err(|e| AofError::io(&p, e))?;
+            if zero_fill {
+                fill_zeros(f.as_ref(), segment_size).map_err(|e| AofError::io(&p, e))?;
+            }
+            (p, f)
+        }
+    };
+    let header = SegmentHeader {
+        base_id,
+        created_at_us: created_at,
+    }
+    .encode();
+    file.write_all_at(&header, 0)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| AofError::io(&tmp, e))?;
+    fs.rename(&tmp, &path).map_err(|e| AofError::io(&path, e))?;
+    fs.sync_dir(dir).map_err(|e| AofError::io(dir, e))?;
+    let mut entry = SegmentEntry::new_active(base_id, created_at, name);
+    entry.set_tail(None, SEGMENT_HEADER_SIZE as u64)?;
+    index.add_entry(&entry)?;
+    index.sync()?;
+    let map = live_map(file.as_ref(), segment_size);
+    Ok(ActiveSegment {
+        base_id,
+        path,
+        file,
+        written: SEGMENT_HEADER_SIZE as u64,
+        offsets: Vec::new(),
+        crc: digest_of(&header),
+        created_at,
+        prealloc_asked: false,
+        map,
+    })
+}
+
+/// Creates `path` filled with zeros to `size`, synced: on this kind of disk
+/// fdatasync of a written file is about twice as fast as of a growing or
+/// fallocated one.
+pub(crate) fn prepare_file(fs: &dyn FileSystem, path: &Path, size: u64) -> AofResult<()> {
+    let file = fs
+        .open(path, OpenMode::CreateNew)
+        .map_err(|e| AofError::io(path, e))?;
+    fill_zeros(file.as_ref(), size)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| AofError::io(path, e))
+}
+
+/// Writes `size` zero bytes from the start of `file`.
+fn fill_zeros(file: &dyn FileHandle, size: u64) -> std::io::Result<()> {
+    let zeros = vec![0u8; ZERO_CHUNK.min(usize::try_from(size).unwrap_or(ZERO_CHUNK))];
+    let mut at = 0u64;
+    while at < size {
+        let n = (size - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// A live map of an active segment file that is pre-allocated to the full
+/// segment size (so every offset a record can have is inside the file).
+fn live_map(file: &dyn FileHandle, segment_size: u64) -> Option<Bytes> {
+    let len = file.len().ok()?;
+    if len < segment_size {
+        return None;
+    }
+    file.map_live(segment_size).ok().flatten()
+}

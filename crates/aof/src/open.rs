@@ -1,0 +1,162 @@
+//! Opening a log on the embedded defaults: [`open`], [`Builder`], and where
+//! a log's index lives.
+
+use aof_core::layout::{MDBX_INDEX_FILE, SQLITE_INDEX_FILE};
+use aof_core::{Aof, AofOptions, FileSystem, TimeSource};
+use aof_record::{AofConfig, AofError, AofResult, IndexBackend, SegmentIndex};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Opens (creating if needed) the log in `dir` on local files, with the
+/// index backend `config` names at `config.index_path()` (default: inside
+/// `dir`). The same as `Builder::new(dir).config(config).open()`.
+pub fn open(dir: impl AsRef<Path>, config: AofConfig) -> AofResult<Aof> {
+    Builder::new(dir).config(config).open()
+}
+
+/// [`open`] with engine options (file system, clocks, index rebuild, reader limit).
+pub fn open_with(dir: impl AsRef<Path>, options: AofOptions) -> AofResult<Aof> {
+    Builder::new(dir).options(options).open()
+}
+
+/// How to open a log: the directory, its configuration, and (all optional)
+/// the engine's options and an index of the caller's own.
+///
+/// ```
+/// use aof::{AofConfig, Builder, FlushStrategy};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let log = Builder::new(dir.path())
+///     .config(AofConfig::builder().flush_strategy(FlushStrategy::Async).build().unwrap())
+///     .max_readers(8)
+///     .open()
+///     .unwrap();
+/// log.append(b"x").unwrap();
+/// log.flush_blocking().unwrap();
+/// ```
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `open` is called"]
+pub struct Builder {
+    dir: PathBuf,
+    options: AofOptions,
+    index: Option<Arc<dyn SegmentIndex>>,
+}
+
+impl Builder {
+    /// A log in `dir` with the default configuration.
+    pub fn new(dir: impl AsRef<Path>) -> Self {
+        Self {
+            dir: dir.as_ref().to_owned(),
+            options: AofOptions::new(AofConfig::default()),
+            index: None,
+        }
+    }
+
+    /// The configuration (replaces the one in any options given before).
+    pub fn config(mut self, config: AofConfig) -> Self {
+        self.options.config = config;
+        self
+    }
+
+    /// Every engine option at once, configuration included.
+    pub fn options(mut self, options: AofOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The file system to write through (default: local files).
+    pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.options.fs = fs;
+        self
+    }
+
+    /// The wall clock of record timestamps (default: the system's).
+    pub fn time_source(mut self, time: Arc<dyn TimeSource>) -> Self {
+        self.options.time = time;
+        self
+    }
+
+    /// Most readers and tails open at once (default 1024).
+    pub fn max_readers(mut self, max: usize) -> Self {
+        self.options.max_readers = max;
+        self
+    }
+
+    /// Rebuild the index from the segment files when it is empty but files exist.
+    pub fn rebuild_index(mut self, rebuild: bool) -> Self {
+        self.options.rebuild_index = rebuild;
+        self
+    }
+
+    /// Use `index` instead of opening the configured backend's index.
+    pub fn index(mut self, index: Arc<dyn SegmentIndex>) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    /// Opens (creating if needed) the log, recovering from a crash if one happened.
+    pub fn open(self) -> AofResult<Aof> {
+        let dir = self.dir;
+        self.options.config.validate()?;
+        let index = match self.index {
+            Some(index) => index,
+            None => {
+                std::fs::create_dir_all(&dir).map_err(|e| AofError::io(&dir, e))?;
+                open_index(&dir, &self.options.config)?
+            }
+        };
+        Aof::open_with(&dir, self.options, index)
+    }
+}
+
+/// Where the index of the log in `dir` lives under `config`.
+#[must_use]
+pub fn index_path(dir: &Path, config: &AofConfig) -> PathBuf {
+    match config.index_path() {
+        Some(p) => p.to_owned(),
+        None => dir.join(match config.index_backend() {
+            IndexBackend::Mdbx => MDBX_INDEX_FILE,
+            _ => SQLITE_INDEX_FILE,
+        }),
+    }
+}
+
+/// Which index backend the log in `dir` uses, judged by the index file
+/// present at its default place; `None` when there is none (a new log, or an
+/// index kept elsewhere through `index_path`).
+#[must_use]
+pub fn detect_index_backend(dir: &Path) -> Option<IndexBackend> {
+    if dir.join(SQLITE_INDEX_FILE).exists() {
+        Some(IndexBackend::Sqlite)
+    } else if dir.join(MDBX_INDEX_FILE).exists() {
+        Some(IndexBackend::Mdbx)
+    } else {
+        None
+    }
+}
+
+/// Opens the index backend `config` names, for the log in `dir`.
+///
+/// Refuses with [`AofError::WrongIndexBackend`] when the configuration names
+/// one backend and the directory holds the other's index (after an
+/// `aof index migrate`, say), rather than starting an empty index beside it.
+pub fn open_index(dir: &Path, config: &AofConfig) -> AofResult<Arc<dyn SegmentIndex>> {
+    let path = index_path(dir, config);
+    if config.index_path().is_none()
+        && !path.exists()
+        && let Some(found) = detect_index_backend(dir)
+        && found != config.index_backend()
+    {
+        return Err(AofError::WrongIndexBackend {
+            configured: config.index_backend(),
+            found,
+        });
+    }
+    match config.index_backend() {
+        #[cfg(feature = "sqlite")]
+        IndexBackend::Sqlite => Ok(Arc::new(aof_index_sqlite::SqliteSegmentIndex::open(&path)?)),
+        #[cfg(feature = "mdbx")]
+        IndexBackend::Mdbx => Ok(Arc::new(aof_index_mdbx::MdbxSegmentIndex::open(&path)?)),
+        other => Err(AofError::BackendNotBuilt { backend: other }),
+    }
+}
