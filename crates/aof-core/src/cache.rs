@@ -169,7 +169,6 @@ impl SegmentCache {
         &self,
         slot: &Arc<SegmentSlot>,
         fs: &dyn FileSystem,
-        max_record_size: u32,
         counters: &Counters,
     ) -> AofResult<Arc<FinalizedSegment>> {
         slot.last_used
@@ -180,12 +179,7 @@ impl SegmentCache {
             return Ok(seg.clone());
         }
         Counters::add(&counters.cache_misses, 1);
-        let seg = Arc::new(FinalizedSegment::open(
-            fs,
-            &slot.path,
-            slot.base_id,
-            max_record_size,
-        )?);
+        let seg = Arc::new(FinalizedSegment::open(fs, &slot.path, slot.base_id)?);
         *open = Some(seg.clone());
         drop(open);
         let mut set = lock(&self.open_set);

@@ -138,7 +138,7 @@ impl Reader {
                         Ok(None)
                     };
                 }
-                let (timestamp_us, payload) = w.read(id, self.inner.config.max_record_size())?;
+                let (timestamp_us, payload) = w.read(id)?;
                 Record {
                     id,
                     timestamp_us,

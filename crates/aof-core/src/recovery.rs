@@ -38,7 +38,6 @@ pub(crate) struct Recovered {
 
 pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex) -> AofResult<Recovered> {
     let fs = options.fs.as_ref();
-    let max = options.config.max_record_size();
     let names = fs.list(dir).map_err(|e| AofError::io(dir, e))?;
     let mut removed = false;
     for name in names.iter().filter(|n| is_temp_name(n)) {
@@ -70,7 +69,7 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
             dir.display(),
             files.len()
         );
-        rebuild_from(fs, dir, index, &files, max)?;
+        rebuild_from(fs, dir, index, &files)?;
         entries = index.get_all_segments()?;
     }
 
@@ -139,7 +138,7 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
         }
         if has_footer(&data) {
             // Sealed before the crash; the index commit did not happen.
-            let entry = entry_from_finalized(&data, &path, &name, base, max)?;
+            let entry = entry_from_finalized(&data, &path, &name, base)?;
             log::info!("completing the finalization of segment {base}");
             put(index, &entry)?;
             index.sync()?;
@@ -148,7 +147,7 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
             current = files.get(&next_id).map(|n| (next_id, n.clone()));
             continue;
         }
-        let scan = scan_records(base, &data, max)?;
+        let scan = scan_records(base, &data)?;
         // Segment files after an unsealed active segment can hold no durable
         // record (a segment is only created after its predecessor is sealed):
         // they are what an interrupted truncate_after was removing.
@@ -288,26 +287,17 @@ fn cut_torn_tail(
 /// Scans every segment file in `dir` and adds the entries they describe to
 /// the (empty) `index`: sealed files as finalized, the last unsealed one as
 /// active. Reads every byte of every segment; returns the number of entries.
-pub fn rebuild_index(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    index: &dyn SegmentIndex,
-    max_record_size: u32,
-) -> AofResult<usize> {
+pub fn rebuild_index(fs: &dyn FileSystem, dir: &Path, index: &dyn SegmentIndex) -> AofResult<usize> {
     let names = fs.list(dir).map_err(|e| AofError::io(dir, e))?;
     let files: BTreeMap<u64, String> = names
         .iter()
         .filter_map(|n| parse_segment_file_name(n).map(|b| (b, n.clone())))
         .collect();
-    rebuild_from(fs, dir, index, &files, max_record_size)
+    rebuild_from(fs, dir, index, &files)
 }
 
 /// The entries a rebuild from the files in `dir` gives, without touching any index.
-pub fn entries_from_files(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    max_record_size: u32,
-) -> AofResult<Vec<SegmentEntry>> {
+pub fn entries_from_files(fs: &dyn FileSystem, dir: &Path) -> AofResult<Vec<SegmentEntry>> {
     let names = fs.list(dir).map_err(|e| AofError::io(dir, e))?;
     let mut out = Vec::new();
     let files: Vec<(u64, String)> = names
@@ -319,7 +309,7 @@ pub fn entries_from_files(
         let path = path_in(dir, &name);
         let (_, data) = read_whole(fs, &path)?;
         if has_footer(&data) {
-            out.push(entry_from_finalized(&data, &path, &name, base, max_record_size)?);
+            out.push(entry_from_finalized(&data, &path, &name, base)?);
             continue;
         }
         if i + 1 != count {
@@ -332,7 +322,7 @@ pub fn entries_from_files(
             path: path.clone(),
             source,
         })?;
-        let scan = scan_records(base, &data, max_record_size)?;
+        let scan = scan_records(base, &data)?;
         let mut e = SegmentEntry::new_active(base, header.created_at_us, name);
         let last = (!scan.offsets.is_empty()).then(|| base + scan.offsets.len() as u64 - 1);
         e.set_tail(last, scan.data_end)?;
@@ -346,24 +336,17 @@ fn rebuild_from(
     dir: &Path,
     index: &dyn SegmentIndex,
     files: &BTreeMap<u64, String>,
-    max_record_size: u32,
 ) -> AofResult<usize> {
     let _ = files;
-    let entries = entries_from_files(fs, dir, max_record_size)?;
+    let entries = entries_from_files(fs, dir)?;
     index.add_entries(&entries)?;
     index.sync()?;
     Ok(entries.len())
 }
 
 /// The index entry of the finalized segment `data`.
-fn entry_from_finalized(
-    data: &Bytes,
-    path: &Path,
-    name: &str,
-    base_id: u64,
-    max_record_size: u32,
-) -> AofResult<SegmentEntry> {
-    let seg = FinalizedSegment::from_bytes(data.clone(), path, base_id, max_record_size)?;
+fn entry_from_finalized(data: &Bytes, path: &Path, name: &str, base_id: u64) -> AofResult<SegmentEntry> {
+    let seg = FinalizedSegment::from_bytes(data.clone(), path, base_id)?;
     seg.footer()
         .verify_data(data)
         .map_err(|source| AofError::InvalidFooter {

@@ -5,7 +5,7 @@ use crate::fs::{FileHandle, FileHandleExt, FileSystem, OpenMode};
 use aof_record::checksum::{Crc64, crc64_nvme};
 use aof_record::record::{RecordHeader, decode_record, is_zeroed_header};
 use aof_record::segment::{SEGMENT_HEADER_SIZE, SegmentFooter, SegmentHeader};
-use aof_record::{AofError, AofResult, RECORD_HEADER_SIZE};
+use aof_record::{AofError, AofResult, FORMAT_MAX_RECORD_SIZE, RECORD_HEADER_SIZE};
 use bytes::Bytes;
 use std::path::Path;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ pub(crate) struct Scan {
 /// space). A record that fails validation ends the data if nothing valid
 /// follows it (a torn tail, reported in [`Scan::torn`]); if a valid record
 /// follows, the segment is corrupt and the error names the offset.
-pub(crate) fn scan_records(base_id: u64, file: &[u8], max_record_size: u32) -> AofResult<Scan> {
+pub(crate) fn scan_records(base_id: u64, file: &[u8]) -> AofResult<Scan> {
     let mut offsets = Vec::new();
     let mut at = SEGMENT_HEADER_SIZE;
     let mut expected = base_id;
@@ -41,7 +41,7 @@ pub(crate) fn scan_records(base_id: u64, file: &[u8], max_record_size: u32) -> A
         if is_zeroed_header(rest) {
             break;
         }
-        match decode_record(rest, max_record_size) {
+        match decode_record(rest, FORMAT_MAX_RECORD_SIZE) {
             Ok(rec) => {
                 if rec.header.id != expected {
                     return Err(AofError::SegmentMismatch {
@@ -73,7 +73,7 @@ pub(crate) fn scan_records(base_id: u64, file: &[u8], max_record_size: u32) -> A
     let torn = match last_nonzero {
         None => None,
         Some(last) => {
-            if let Some(pos) = first_valid_record_after(rest, max_record_size) {
+            if let Some(pos) = first_valid_record_after(rest) {
                 let source = failure.unwrap_or(aof_record::RecordError::Truncated {
                     needed: RECORD_HEADER_SIZE as u64,
                     available: 0,
@@ -100,14 +100,14 @@ pub(crate) fn scan_records(base_id: u64, file: &[u8], max_record_size: u32) -> A
 }
 
 /// Position of the first valid record that starts after `bytes[0]`.
-fn first_valid_record_after(bytes: &[u8], max_record_size: u32) -> Option<usize> {
+fn first_valid_record_after(bytes: &[u8]) -> Option<usize> {
     (1..bytes.len().saturating_sub(RECORD_HEADER_SIZE - 1)).find(|&pos| {
         let h = &bytes[pos..];
         // Cheap filters first: version 1, known flags, zero reserved bytes.
         h[24] == 1
             && h[25] < 4
             && h[26..32].iter().all(|b| *b == 0)
-            && decode_record(h, max_record_size).is_ok()
+            && decode_record(h, FORMAT_MAX_RECORD_SIZE).is_ok()
     })
 }
 
@@ -117,17 +117,11 @@ pub struct FinalizedSegment {
     base_id: u64,
     data: Bytes,
     footer: SegmentFooter,
-    max_record_size: u32,
 }
 
 impl FinalizedSegment {
     /// Maps the finalized segment `base_id` at `path` and checks its header and footer.
-    pub(crate) fn open(
-        fs: &dyn FileSystem,
-        path: &Path,
-        base_id: u64,
-        max_record_size: u32,
-    ) -> AofResult<Self> {
+    pub(crate) fn open(fs: &dyn FileSystem, path: &Path, base_id: u64) -> AofResult<Self> {
         let file = fs.open(path, OpenMode::Read).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 AofError::MissingSegment {
@@ -139,16 +133,11 @@ impl FinalizedSegment {
             }
         })?;
         let data = file.map().map_err(|e| AofError::io(path, e))?;
-        Self::from_bytes(data, path, base_id, max_record_size)
+        Self::from_bytes(data, path, base_id)
     }
 
     /// Checks `data` as the finalized segment `base_id`.
-    pub(crate) fn from_bytes(
-        data: Bytes,
-        path: &Path,
-        base_id: u64,
-        max_record_size: u32,
-    ) -> AofResult<Self> {
+    pub(crate) fn from_bytes(data: Bytes, path: &Path, base_id: u64) -> AofResult<Self> {
         let header = SegmentHeader::decode(&data).map_err(|source| AofError::InvalidSegmentFile {
             path: path.to_owned(),
             source,
@@ -177,7 +166,6 @@ impl FinalizedSegment {
             base_id,
             data,
             footer,
-            max_record_size,
         })
     }
 
@@ -225,7 +213,7 @@ impl FinalizedSegment {
                 actual: offset,
             });
         };
-        let rec = checked_record(region, id, self.base_id, offset, self.max_record_size)?;
+        let rec = checked_record(region, id, self.base_id, offset)?;
         let payload = start + RECORD_HEADER_SIZE;
         Ok((rec.header, self.data.slice(payload..payload + rec.payload.len())))
     }
@@ -289,9 +277,8 @@ pub(crate) fn checked_record(
     id: u64,
     segment: u64,
     offset: u64,
-    max_record_size: u32,
 ) -> AofResult<aof_record::record::DecodedRecord<'_>> {
-    let rec = decode_record(region, max_record_size).map_err(|source| AofError::Corruption {
+    let rec = decode_record(region, FORMAT_MAX_RECORD_SIZE).map_err(|source| AofError::Corruption {
         segment,
         offset,
         source,
@@ -365,10 +352,10 @@ mod tests {
     fn scan_stops_at_zeros_and_at_the_end() {
         let mut f = segment(&[b"a", b"bb", b""], 10);
         let end = f.len() as u64;
-        let s = scan_records(10, &f, 100).unwrap();
+        let s = scan_records(10, &f).unwrap();
         assert_eq!((s.offsets.len(), s.data_end, s.torn), (3, end, None));
         f.resize(4096, 0);
-        let s = scan_records(10, &f, 100).unwrap();
+        let s = scan_records(10, &f).unwrap();
         assert_eq!(
             (s.offsets.len(), s.data_end, s.torn, s.last_timestamp),
             (3, end, None, Some(2))
@@ -382,13 +369,13 @@ mod tests {
         // Torn: the last record is cut short, zeros follow.
         let mut torn = full[..full.len() - 3].to_vec();
         torn.resize(1000, 0);
-        let s = scan_records(0, &torn, 100).unwrap();
+        let s = scan_records(0, &torn).unwrap();
         assert_eq!(s.offsets.len(), 2);
         assert_eq!(s.torn, Some((s.data_end, (full.len() - 3) as u64)));
         // Garbage instead of the second record, valid third record after it.
         let mut holed = full.clone();
         holed[second_at + 33] ^= 0xff;
-        match scan_records(0, &holed, 100) {
+        match scan_records(0, &holed) {
             Err(AofError::Corruption {
                 segment: 0, offset, ..
             }) => assert_eq!(offset, second_at as u64),
@@ -402,15 +389,15 @@ mod tests {
         let data_end = f.len() as u64;
         let offsets = [64u32, 64 + 33, 64 + 33 + 34];
         f.extend_from_slice(&footer_bytes(7, &offsets, data_end, crc64_nvme(&f)));
-        let seg = FinalizedSegment::from_bytes(Bytes::from(f.clone()), Path::new("t"), 7, 100).unwrap();
+        let seg = FinalizedSegment::from_bytes(Bytes::from(f.clone()), Path::new("t"), 7).unwrap();
         assert_eq!(seg.read(8).unwrap().unwrap().1, Bytes::from_static(b"yy"));
         assert_eq!(seg.read(10).unwrap(), None);
         assert_eq!(seg.read(6).unwrap(), None);
         assert_eq!(seg.verify().unwrap(), 3);
-        assert!(FinalizedSegment::from_bytes(Bytes::from(f.clone()), Path::new("t"), 8, 100).is_err());
+        assert!(FinalizedSegment::from_bytes(Bytes::from(f.clone()), Path::new("t"), 8).is_err());
         let mut bad = f;
         bad[64 + 33 + 33] ^= 1;
-        let seg = FinalizedSegment::from_bytes(Bytes::from(bad), Path::new("t"), 7, 100).unwrap();
+        let seg = FinalizedSegment::from_bytes(Bytes::from(bad), Path::new("t"), 7).unwrap();
         assert!(matches!(
             seg.read(8),
             Err(AofError::Corruption {

@@ -252,7 +252,7 @@ impl Shared {
                 return Ok(None);
             }
             if id >= w.seg.base_id {
-                return w.read(id, self.config.max_record_size()).map(|(_, p)| Some(p));
+                return w.read(id).map(|(_, p)| Some(p));
             }
             // Below the active segment and not (or no longer) among the
             // finalized ones: either a rollover raced with this read (look
@@ -266,12 +266,7 @@ impl Shared {
         &self,
         slot: &std::sync::Arc<SegmentSlot>,
     ) -> AofResult<std::sync::Arc<crate::segment::FinalizedSegment>> {
-        self.cache.open(
-            slot,
-            self.fs.as_ref(),
-            self.config.max_record_size(),
-            &self.counters,
-        )
+        self.cache.open(slot, self.fs.as_ref(), &self.counters)
     }
 
     /// Deletes the files of removed segments no reader is positioned in.

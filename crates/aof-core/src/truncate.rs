@@ -27,7 +27,7 @@ use crate::segment::{FinalizedSegment, digest_of};
 use crate::shared::Shared;
 use crate::writer::{ActiveSegment, Writer};
 use aof_record::record::decode_record;
-use aof_record::{AofError, AofResult, SegmentEntry, SegmentHeader};
+use aof_record::{AofError, AofResult, FORMAT_MAX_RECORD_SIZE, SegmentEntry, SegmentHeader};
 use std::sync::atomic::Ordering;
 
 impl Shared {
@@ -117,7 +117,7 @@ impl Shared {
         w.seg.crc = digest_of(&data);
         w.next_id = keep_next;
         if let Some(&last) = w.seg.offsets.last()
-            && let Ok(rec) = decode_record(&data[last as usize..], self.config.max_record_size())
+            && let Ok(rec) = decode_record(&data[last as usize..], FORMAT_MAX_RECORD_SIZE)
         {
             w.last_ts = w.last_ts.max(rec.header.timestamp_us);
         }
@@ -137,12 +137,7 @@ impl Shared {
                 next: w.next_id,
             });
         };
-        let seg = FinalizedSegment::open(
-            self.fs.as_ref(),
-            &slot.path,
-            slot.base_id,
-            self.config.max_record_size(),
-        )?;
+        let seg = FinalizedSegment::open(self.fs.as_ref(), &slot.path, slot.base_id)?;
         let keep = keep_next - slot.base_id;
         let cut = seg
             .footer()

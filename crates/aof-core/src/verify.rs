@@ -28,12 +28,7 @@ pub(crate) fn verify(inner: &Shared, progress: &mut dyn FnMut(u64, u64)) -> AofR
     let total = slots.len() as u64 + 1;
     let mut report = VerifyReport::default();
     for (i, slot) in slots.iter().enumerate() {
-        let seg = FinalizedSegment::open(
-            inner.fs.as_ref(),
-            &slot.path,
-            slot.base_id,
-            inner.config.max_record_size(),
-        )?;
+        let seg = FinalizedSegment::open(inner.fs.as_ref(), &slot.path, slot.base_id)?;
         let count = seg.verify()?;
         let Some(entry) = inner.index.get_entry(slot.base_id)? else {
             return Err(AofError::Index(aof_record::IndexError::NotFound {
@@ -69,7 +64,7 @@ pub(crate) fn verify(inner: &Shared, progress: &mut dyn FnMut(u64, u64)) -> AofR
     // The active segment: every record written so far, re-read and checked.
     let mut w = lock(&inner.writer);
     for id in w.seg.base_id..w.next_id {
-        w.read(id, inner.config.max_record_size())?;
+        w.read(id)?;
     }
     report.segments += 1;
     report.records += w.next_id - w.seg.base_id;

@@ -188,7 +188,7 @@ impl Writer {
 
     /// Reads record `id` of the active segment: its timestamp and payload.
     /// The caller checks `seg.base_id <= id < next_id`.
-    pub(crate) fn read(&mut self, id: u64, max_record_size: u32) -> AofResult<(u64, Bytes)> {
+    pub(crate) fn read(&mut self, id: u64) -> AofResult<(u64, Bytes)> {
         self.seal_buffered();
         let index = (id - self.seg.base_id) as usize;
         let offset = u64::from(self.seg.offsets[index]);
@@ -217,7 +217,7 @@ impl Writer {
                 &from_file
             }
         };
-        let rec = checked_record(region, id, self.seg.base_id, offset, max_record_size)?;
+        let rec = checked_record(region, id, self.seg.base_id, offset)?;
         // Copied out, never sliced: the active file can still shrink
         // (truncate_after), and a slice of its map must not outlive that.
         Ok((rec.header.timestamp_us, Bytes::copy_from_slice(rec.payload)))

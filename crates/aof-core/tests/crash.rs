@@ -95,7 +95,7 @@ fn check_recovered(log: &Aof, fs: &FaultyFileSystem, attempted: &[Vec<u8>], dura
         );
     }
     assert_eq!(log.read(next).unwrap(), None, "{what}");
-    let rebuilt = entries_from_files(fs, Path::new(DIR), log.config().max_record_size()).unwrap();
+    let rebuilt = entries_from_files(fs, Path::new(DIR)).unwrap();
     assert_eq!(
         log.index().get_all_segments().unwrap(),
         rebuilt,

@@ -268,7 +268,7 @@ fn check_prefix(log: &Aof, fs: &FaultyFileSystem, what: &str) {
             "{what}: record {id}"
         );
     }
-    let rebuilt = entries_from_files(fs, Path::new("/log"), log.config().max_record_size()).unwrap();
+    let rebuilt = entries_from_files(fs, Path::new("/log")).unwrap();
     assert_eq!(
         log.index().get_all_segments().unwrap(),
         rebuilt,

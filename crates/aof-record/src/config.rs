@@ -224,6 +224,12 @@ pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
 pub const DEFAULT_MAX_RECORD_SIZE: u32 = 16 << 20;
 /// Bytes of a segment that a payload can never use: the segment header and one record header.
 pub const SEGMENT_OVERHEAD: u64 = (SEGMENT_HEADER_SIZE + RECORD_HEADER_SIZE) as u64;
+/// The largest payload the format can hold (one record filling the largest
+/// segment). Bytes already on disk are read with this limit, never with a
+/// configuration's [`AofConfig::max_record_size`], which only bounds new
+/// appends: a later open with a smaller limit must not reinterpret (or cut)
+/// records written under a larger one.
+pub const FORMAT_MAX_RECORD_SIZE: u32 = (MAX_SEGMENT_SIZE - SEGMENT_OVERHEAD) as u32;
 
 /// The configuration of a log.
 ///

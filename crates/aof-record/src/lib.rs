@@ -54,7 +54,10 @@ pub mod record;
 pub mod segment;
 
 pub use archive::{ArchiveError, ArchiveKey, ArchiveStorage, MemoryArchive};
-pub use config::{AofConfig, AofConfigBuilder, ConfigError, ConfigField, FlushStrategy, IndexBackend};
+pub use config::{
+    AofConfig, AofConfigBuilder, ConfigError, ConfigField, FORMAT_MAX_RECORD_SIZE, FlushStrategy,
+    IndexBackend,
+};
 pub use entry::{SegmentEntry, SegmentStatus, TransitionError};
 pub use error::{AofError, AofResult};
 pub use index::{IndexError, MemorySegmentIndex, SegmentIndex, SegmentIndexExt};

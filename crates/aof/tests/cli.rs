@@ -748,3 +748,36 @@ fn verify_fails_when_opening_had_to_cut_a_torn_tail() {
         2
     );
 }
+
+/// Issue 10's reproduction, command for command: 50 records appended with
+/// `--sync`, then one more appended with a smaller `--segment-size`. The
+/// second open cut all 50 as a "torn tail" and gave the new record id 0.
+#[test]
+fn a_later_smaller_segment_size_never_cuts_durable_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let mut big = Vec::new();
+    for i in 0..50 {
+        big.extend_from_slice(format!("big{i:03}-").as_bytes());
+        big.extend(std::iter::repeat_n(b'x', 100_000));
+        big.push(b'\n');
+    }
+    let out = aof_with_input(&["append", "DIR", "--sync"], &dir, &big);
+    assert_ok(&out);
+    assert_eq!(stdout(&out).lines().count(), 50);
+    let out = aof_with_input(&["append", "DIR", "--segment-size", "65536"], &dir, b"small\n");
+    assert_ok(&out);
+    assert_eq!(
+        stdout(&out).trim(),
+        "50",
+        "the new record must follow the 50 durable ones"
+    );
+    for id in [0u64, 10, 49] {
+        let out = aof(&["read", "DIR", &id.to_string()], &dir);
+        assert_ok(&out);
+        assert!(stdout(&out).starts_with(&format!("big{id:03}-xxx")));
+    }
+    let out = aof(&["read", "DIR", "50"], &dir);
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "small");
+}
