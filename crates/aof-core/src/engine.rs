@@ -28,7 +28,7 @@ use crate::shared::{Shared, Wake};
 use crate::verify::{VerifyReport, verify};
 use aof_flush::{FlushController, FlushControllerMetrics, FlushKind};
 use aof_record::record::encoded_len;
-use aof_record::{AofConfig, AofError, AofResult, FlushStrategy, SegmentIndex};
+use aof_record::{AofConfig, AofError, AofResult, FlushStrategy, LogId, SegmentIndex};
 use bytes::Bytes;
 use std::fmt;
 use std::ops::Range;
@@ -107,6 +107,7 @@ impl Aof {
             first_id: AtomicU64::new(first_id),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            manifest: recovered.manifest,
             cache,
             readers: AtomicUsize::new(0),
             max_readers: options.max_readers,
@@ -275,6 +276,12 @@ impl Aof {
         self.shared.truncate_after(id)
     }
 
+    /// The log's identity, made when it was created and kept in its manifest.
+    #[must_use]
+    pub fn log_id(&self) -> LogId {
+        self.shared.manifest.log_id()
+    }
+
     /// The log's directory.
     #[must_use]
     pub fn dir(&self) -> &Path {
@@ -342,6 +349,8 @@ impl Aof {
                 .index
                 .update_segment_tail(w.seg.base_id, w.seg.last_id(w.next_id), w.seg.written)?;
             shared.index.sync()?;
+            drop(w);
+            shared.manifest.set_recovery_point(shared.durable.next())?;
             Ok(())
         })();
         // A prepared file nobody will use: remove it (recovery would too).

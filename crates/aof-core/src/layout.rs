@@ -9,6 +9,8 @@
 //! | `prealloc-N.tmp` | a zero-filled file prepared for the next segment |
 //! | `<segment>.torn-<offset>[.n]` | bytes recovery cut from a torn tail, kept for inspection |
 //! | `LOCK` | the lock file that keeps a second writer out |
+//! | `MANIFEST` | the log's identity and recovery point (`MANIFEST.tmp` while it is created) |
+//! | `lost+found/` | files recovery would not use but could not prove to be garbage |
 //! | `index.sqlite` / `index.mdbx` | the segment index, when kept inside the directory (the default) |
 //!
 //! Nothing else in the workspace spells these names; code that needs one
@@ -18,6 +20,16 @@ use std::path::{Path, PathBuf};
 
 /// Name of the lock file that keeps a second writer out of a log directory.
 pub const LOCK_FILE: &str = "LOCK";
+
+/// Name of the log's manifest: identity and recovery point.
+pub const MANIFEST_FILE: &str = "MANIFEST";
+
+/// The manifest's name while it is being created.
+pub const MANIFEST_TEMP_FILE: &str = "MANIFEST.tmp";
+
+/// The directory recovery moves files into that it will not use but cannot
+/// prove to be garbage.
+pub const LOST_FOUND_DIR: &str = "lost+found";
 
 /// File name of the SQLite index inside a log directory.
 pub const SQLITE_INDEX_FILE: &str = "index.sqlite";

@@ -43,6 +43,7 @@ mod engine;
 pub mod fs;
 pub mod layout;
 mod locks;
+mod manifest;
 mod metrics;
 mod options;
 mod reader;

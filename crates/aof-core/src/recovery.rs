@@ -6,18 +6,29 @@
 //!
 //! | found on open | what recovery does |
 //! |---|---|
-//! | leftover `*.seg.tmp`, `prealloc-*.tmp` | removed (a crash before their rename) |
+//! | no `MANIFEST` | created, with a new log identity |
+//! | leftover `*.seg.tmp`, `prealloc-*.tmp` | removed (a crash before their rename; they never held a durable record) |
 //! | torn or zeroed tail in the active segment | cut: bytes saved beside it as `<name>.torn-<offset>`, the range zeroed, logged |
-//! | invalid record followed by a valid one | [`AofError::Corruption`] naming segment and offset; nothing changed |
+//! | invalid record followed by a valid one, at or after the recovery point | cut like a torn tail: unsynced pages written back out of order |
+//! | invalid record followed by a valid one, before the recovery point (or none known) | [`AofError::Corruption`] naming segment and offset; nothing changed |
+//! | fewer records than the recovery point says were durable | [`AofError::DurableRecordsMissing`]; nothing changed |
+//! | segment files below the first indexed segment | deleted: the index committed their removal |
+//! | segment files after an unsealed active segment | moved to `lost+found/`, each named in a warning |
 //! | active segment (per index) that has a footer | finalize completed in the index (crash after sealing, before the index commit) |
 //! | segment file continuing the sequence, not in the index | adopted (crash before the index commit of a new segment) |
 //! | finalized segment whose file is missing | [`AofError::MissingSegment`] |
 //! | empty index, segment files present | [`AofError::UnindexedSegments`] unless `rebuild_index` is set, then rebuilt by scanning |
 //! | other files | left alone |
+//!
+//! What recovery keeps is synced before the log opens: the active segment's
+//! data, a footer whose index commit it completes, and the recovery point.
 
 use crate::cache::SegmentSlot;
 use crate::fs::{FileHandle, FileSystem, OpenMode};
-use crate::layout::{is_temp_name, parse_segment_file_name, path_in, segment_file_name, torn_tail_name};
+use crate::layout::{
+    LOST_FOUND_DIR, is_temp_name, parse_segment_file_name, path_in, segment_file_name, torn_tail_name,
+};
+use crate::manifest::Manifest;
 use crate::options::AofOptions;
 use crate::segment::{FinalizedSegment, read_whole, scan_records};
 use crate::writer::{NewFile, Writer, create_active, recovered_segment};
@@ -30,6 +41,7 @@ use std::path::Path;
 /// What recovery hands to the engine: the writer positioned at the end of
 /// the log, and the finalized segments with a local file.
 pub(crate) struct Recovered {
+    pub(crate) manifest: Manifest,
     pub(crate) writer: Writer,
     pub(crate) finalized: Vec<SegmentSlot>,
     pub(crate) torn_tails_cut: u64,
@@ -38,9 +50,13 @@ pub(crate) struct Recovered {
 
 pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex) -> AofResult<Recovered> {
     let fs = options.fs.as_ref();
+    let opened = Manifest::open_or_create(fs, dir, options.time.now_us())?;
+    let recovery_next = opened.recovery_next;
     let names = fs.list(dir).map_err(|e| AofError::io(dir, e))?;
     let mut removed = false;
     for name in names.iter().filter(|n| is_temp_name(n)) {
+        // A temp file never held a durable record: records go into a
+        // segment file only after its rename.
         let path = path_in(dir, name);
         log::info!("removing leftover temp file {}", path.display());
         fs.remove_file(&path).map_err(|e| AofError::io(&path, e))?;
@@ -69,7 +85,7 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
             dir.display(),
             files.len()
         );
-        rebuild_from(fs, dir, index, &files)?;
+        rebuild_from(fs, dir, index, recovery_next)?;
         entries = index.get_all_segments()?;
     }
 
@@ -137,8 +153,10 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
             });
         }
         if has_footer(&data) {
-            // Sealed before the crash; the index commit did not happen.
+            // Sealed before the crash; the index commit did not happen. The
+            // footer may not be synced yet: sync it before the index says so.
             let entry = entry_from_finalized(&data, &path, &name, base)?;
+            file.sync_all().map_err(|e| AofError::io(&path, e))?;
             log::info!("completing the finalization of segment {base}");
             put(index, &entry)?;
             index.sync()?;
@@ -147,12 +165,23 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
             current = files.get(&next_id).map(|n| (next_id, n.clone()));
             continue;
         }
-        let scan = scan_records(base, &data)?;
-        // Segment files after an unsealed active segment can hold no durable
-        // record (a segment is only created after its predecessor is sealed):
-        // they are what an interrupted truncate_after was removing.
-        for (orphan, orphan_name) in files.range(base + 1..) {
-            remove_orphan(fs, dir, *orphan, orphan_name)?;
+        let scan = scan_records(base, &data, recovery_next)?;
+        let found_next = base + scan.offsets.len() as u64;
+        if let Some(durable) = recovery_next
+            && found_next < durable
+        {
+            return Err(AofError::DurableRecordsMissing {
+                recovery_next: durable,
+                found_next,
+            });
+        }
+        // Segment files after an unsealed active segment hold no durable
+        // record (a segment is only created after its predecessor is
+        // sealed): an interrupted truncate_after was removing them, or the
+        // index is older than the log. Nothing proves which, so they are
+        // kept aside, not deleted.
+        for (_, orphan_name) in files.range(base + 1..) {
+            quarantine(fs, dir, orphan_name, "it follows the unsealed active segment")?;
         }
         if let Some((start, end)) = scan.torn {
             cut_torn_tail(
@@ -173,11 +202,15 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
                 name.clone(),
             ))?;
         }
-        let last = (!scan.offsets.is_empty()).then(|| base + scan.offsets.len() as u64 - 1);
+        // What recovery keeps is durable before anyone is told so.
+        file.sync_data().map_err(|e| AofError::io(&path, e))?;
+        let last = (!scan.offsets.is_empty()).then(|| found_next - 1);
         // The tail is a hint (recovery always scans the active segment), so
         // it is recorded without paying for an index sync here.
         index.update_segment_tail(base, last, scan.data_end)?;
+        opened.manifest.set_recovery_point(found_next)?;
         return Ok(Recovered {
+            manifest: opened.manifest,
             writer: recovered_segment(
                 base,
                 path,
@@ -190,6 +223,14 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
             finalized: slots(dir, &finalized),
             torn_tails_cut: torn_cut,
             segments_created: 0,
+        });
+    }
+    if let Some(durable) = recovery_next
+        && next_id < durable
+    {
+        return Err(AofError::DurableRecordsMissing {
+            recovery_next: durable,
+            found_next: next_id,
         });
     }
     let created = options
@@ -210,7 +251,9 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
         NewFile::Create { zero_fill },
         config.segment_size(),
     )?;
+    opened.manifest.set_recovery_point(next_id)?;
     Ok(Recovered {
+        manifest: opened.manifest,
         writer: Writer::new(seg, next_id, created, 0),
         finalized: slots(dir, &finalized),
         torn_tails_cut: torn_cut,
@@ -222,10 +265,13 @@ fn slots(dir: &Path, entries: &[SegmentEntry]) -> Vec<SegmentSlot> {
     entries.iter().map(|e| SegmentSlot::for_entry(dir, e)).collect()
 }
 
+/// Deletes a segment file whose removal the index has committed (it lies
+/// below the first indexed segment: retention or `truncate_before` removed
+/// its entry, then crashed before deleting the file).
 fn remove_orphan(fs: &dyn FileSystem, dir: &Path, base: u64, name: &str) -> AofResult<()> {
     let path = path_in(dir, name);
-    log::info!(
-        "removing segment {base} ({}), no longer part of the log",
+    log::warn!(
+        "removing segment {base} ({}): the index no longer lists it (an interrupted removal)",
         path.display()
     );
     fs.remove_file(&path).map_err(|e| AofError::io(&path, e))?;
@@ -288,16 +334,21 @@ fn cut_torn_tail(
 /// the (empty) `index`: sealed files as finalized, the last unsealed one as
 /// active. Reads every byte of every segment; returns the number of entries.
 pub fn rebuild_index(fs: &dyn FileSystem, dir: &Path, index: &dyn SegmentIndex) -> AofResult<usize> {
-    let names = fs.list(dir).map_err(|e| AofError::io(dir, e))?;
-    let files: BTreeMap<u64, String> = names
-        .iter()
-        .filter_map(|n| parse_segment_file_name(n).map(|b| (b, n.clone())))
-        .collect();
-    rebuild_from(fs, dir, index, &files)
+    rebuild_from(fs, dir, index, None)
 }
 
 /// The entries a rebuild from the files in `dir` gives, without touching any index.
 pub fn entries_from_files(fs: &dyn FileSystem, dir: &Path) -> AofResult<Vec<SegmentEntry>> {
+    entries_with_recovery_point(fs, dir, None)
+}
+
+/// [`entries_from_files`], cutting damage after `recovery_next` (when known)
+/// instead of reporting it.
+fn entries_with_recovery_point(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    recovery_next: Option<u64>,
+) -> AofResult<Vec<SegmentEntry>> {
     let names = fs.list(dir).map_err(|e| AofError::io(dir, e))?;
     let mut out = Vec::new();
     let files: Vec<(u64, String)> = names
@@ -322,7 +373,7 @@ pub fn entries_from_files(fs: &dyn FileSystem, dir: &Path) -> AofResult<Vec<Segm
             path: path.clone(),
             source,
         })?;
-        let scan = scan_records(base, &data)?;
+        let scan = scan_records(base, &data, recovery_next)?;
         let mut e = SegmentEntry::new_active(base, header.created_at_us, name);
         let last = (!scan.offsets.is_empty()).then(|| base + scan.offsets.len() as u64 - 1);
         e.set_tail(last, scan.data_end)?;
@@ -335,10 +386,9 @@ fn rebuild_from(
     fs: &dyn FileSystem,
     dir: &Path,
     index: &dyn SegmentIndex,
-    files: &BTreeMap<u64, String>,
+    recovery_next: Option<u64>,
 ) -> AofResult<usize> {
-    let _ = files;
-    let entries = entries_from_files(fs, dir)?;
+    let entries = entries_with_recovery_point(fs, dir, recovery_next)?;
     index.add_entries(&entries)?;
     index.sync()?;
     Ok(entries.len())
@@ -371,4 +421,22 @@ fn entry_from_finalized(data: &Bytes, path: &Path, name: &str, base_id: u64) -> 
 /// Does the footer at the end of `data` say the segment was finalized?
 fn has_footer(data: &[u8]) -> bool {
     SegmentFooter::decode(data).is_ok()
+}
+
+/// Moves `name` out of the log into `lost+found/`, logged at warning level:
+/// for files recovery will not use but cannot prove to be garbage.
+fn quarantine(fs: &dyn FileSystem, dir: &Path, name: &str, why: &str) -> AofResult<()> {
+    let from = path_in(dir, name);
+    let lost = path_in(dir, LOST_FOUND_DIR);
+    fs.create_dir_all(&lost).map_err(|e| AofError::io(&lost, e))?;
+    let mut n = 0u32;
+    let mut to = lost.join(name);
+    while fs.exists(&to).map_err(|e| AofError::io(&to, e))? {
+        n += 1;
+        to = lost.join(format!("{name}.{n}"));
+    }
+    log::warn!("moving {} to {}: {why}", from.display(), to.display());
+    fs.rename(&from, &to).map_err(|e| AofError::io(&to, e))?;
+    fs.sync_dir(&lost).map_err(|e| AofError::io(&lost, e))?;
+    fs.sync_dir(dir).map_err(|e| AofError::io(dir, e))
 }

@@ -28,9 +28,13 @@ pub(crate) struct Scan {
 ///
 /// Stops at the end of the file or at the first zero header (pre-allocated
 /// space). A record that fails validation ends the data if nothing valid
-/// follows it (a torn tail, reported in [`Scan::torn`]); if a valid record
-/// follows, the segment is corrupt and the error names the offset.
-pub(crate) fn scan_records(base_id: u64, file: &[u8]) -> AofResult<Scan> {
+/// follows it (a torn tail, reported in [`Scan::torn`]). If a valid record
+/// follows (a hole), it depends on the recovery point `recovery_next`: a
+/// hole at or after it is an unsynced tail that a power loss wrote back out
+/// of order, cut like a torn tail; a hole before it (or when no recovery
+/// point is known) is corruption of durable data, and the error names the
+/// offset.
+pub(crate) fn scan_records(base_id: u64, file: &[u8], recovery_next: Option<u64>) -> AofResult<Scan> {
     let mut offsets = Vec::new();
     let mut at = SEGMENT_HEADER_SIZE;
     let mut expected = base_id;
@@ -59,7 +63,12 @@ pub(crate) fn scan_records(base_id: u64, file: &[u8]) -> AofResult<Scan> {
                 })?);
                 last_timestamp = Some(rec.header.timestamp_us);
                 at += rec.encoded_len();
-                expected += 1;
+                expected = expected.checked_add(1).ok_or(AofError::SegmentMismatch {
+                    segment: base_id,
+                    what: "record id (past the largest id)",
+                    expected: u64::MAX,
+                    actual: u64::MAX,
+                })?;
             }
             Err(e) => {
                 failure = Some(e);
@@ -68,12 +77,29 @@ pub(crate) fn scan_records(base_id: u64, file: &[u8]) -> AofResult<Scan> {
         }
     }
     let data_end = at as u64;
+    if recovery_next.is_some_and(|r| expected < r) {
+        // The record at `expected` was durable: whatever is here now (bad
+        // bytes or zeros), it is damage to acknowledged data, never a tail to cut.
+        return Err(AofError::Corruption {
+            segment: base_id,
+            offset: data_end,
+            source: failure.unwrap_or(aof_record::RecordError::Truncated {
+                needed: RECORD_HEADER_SIZE as u64,
+                available: file.len().saturating_sub(at) as u64,
+            }),
+        });
+    }
     let rest = file.get(at..).unwrap_or(&[]);
     let last_nonzero = rest.iter().rposition(|b| *b != 0);
     let torn = match last_nonzero {
         None => None,
         Some(last) => {
-            if let Some(pos) = first_valid_record_after(rest) {
+            // A hole at or after the recovery point is an unsynced tail
+            // written back out of order; with no recovery point known, a
+            // valid record after it means corruption.
+            if recovery_next.is_none()
+                && let Some(pos) = first_valid_record_after(rest)
+            {
                 let source = failure.unwrap_or(aof_record::RecordError::Truncated {
                     needed: RECORD_HEADER_SIZE as u64,
                     available: 0,
@@ -352,10 +378,10 @@ mod tests {
     fn scan_stops_at_zeros_and_at_the_end() {
         let mut f = segment(&[b"a", b"bb", b""], 10);
         let end = f.len() as u64;
-        let s = scan_records(10, &f).unwrap();
+        let s = scan_records(10, &f, None).unwrap();
         assert_eq!((s.offsets.len(), s.data_end, s.torn), (3, end, None));
         f.resize(4096, 0);
-        let s = scan_records(10, &f).unwrap();
+        let s = scan_records(10, &f, None).unwrap();
         assert_eq!(
             (s.offsets.len(), s.data_end, s.torn, s.last_timestamp),
             (3, end, None, Some(2))
@@ -369,13 +395,22 @@ mod tests {
         // Torn: the last record is cut short, zeros follow.
         let mut torn = full[..full.len() - 3].to_vec();
         torn.resize(1000, 0);
-        let s = scan_records(0, &torn).unwrap();
+        let s = scan_records(0, &torn, None).unwrap();
         assert_eq!(s.offsets.len(), 2);
         assert_eq!(s.torn, Some((s.data_end, (full.len() - 3) as u64)));
         // Garbage instead of the second record, valid third record after it.
         let mut holed = full.clone();
         holed[second_at + 33] ^= 0xff;
-        match scan_records(0, &holed) {
+        // Beyond the recovery point the hole is an unsynced tail: cut from it on.
+        let s = scan_records(0, &holed, Some(1)).unwrap();
+        assert_eq!((s.offsets.len(), s.data_end), (1, second_at as u64));
+        assert_eq!(s.torn, Some((second_at as u64, full.len() as u64)));
+        // Inside the durable prefix (and when none is known) it is corruption.
+        assert!(matches!(
+            scan_records(0, &holed, Some(2)),
+            Err(AofError::Corruption { .. })
+        ));
+        match scan_records(0, &holed, None) {
             Err(AofError::Corruption {
                 segment: 0, offset, ..
             }) => assert_eq!(offset, second_at as u64),

@@ -26,6 +26,7 @@ use crate::commit::{Durable, GroupCommit};
 use crate::fs::{FileSystem, LockGuard};
 use crate::layout::prealloc_name;
 use crate::locks::lock;
+use crate::manifest::Manifest;
 use crate::metrics::Counters;
 use crate::options::TimeSource;
 use crate::writer::{NewFile, WRITE_BUFFER, Writer, create_active};
@@ -56,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) first_id: AtomicU64,
     pub(crate) poisoned: AtomicBool,
     pub(crate) closed: AtomicBool,
+    /// The log's identity and persisted recovery point.
+    pub(crate) manifest: Manifest,
     /// Finalized segments with a local file, and the open ones.
     pub(crate) cache: SegmentCache,
     pub(crate) readers: AtomicUsize,
@@ -181,6 +184,12 @@ impl Shared {
             return Err(self.poison(AofError::io(path, e)));
         }
         self.durable.publish(next);
+        // The recovery point lags by at most the checkpoint interval. A
+        // failure leaves it lower, which is safe: it is not durability of
+        // these records that depends on it.
+        if let Err(e) = self.manifest.checkpoint_if_due(next) {
+            log::warn!("recording the recovery point in {}: {e}", self.dir.display());
+        }
         Ok(next)
     }
 
@@ -210,6 +219,7 @@ impl Shared {
 
     fn roll_inner(&self, w: &mut Writer) -> AofResult<()> {
         let entry = w.seal(|next| self.durable.publish(next))?;
+        self.manifest.set_recovery_point(w.next_id)?;
         self.index.update_entry(&entry)?;
         self.index.sync()?;
         self.fs

@@ -78,6 +78,14 @@ impl Shared {
             });
         }
         self.write_out(&mut w)?;
+        // The recovery point must never name ids the log no longer holds:
+        // lower it before anything is removed.
+        let keep_next = id + 1;
+        if self.manifest.recovery_next() > keep_next {
+            self.manifest
+                .set_recovery_point(keep_next)
+                .map_err(|e| self.poison(e))?;
+        }
         let result = if id + 1 >= w.seg.base_id {
             self.rewind_active(&mut w, id + 1)
         } else {

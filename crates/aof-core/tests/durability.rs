@@ -52,3 +52,216 @@ fn a_smaller_record_limit_at_open_never_cuts_records_already_written() {
     let seen: Vec<u64> = log.reader(0).unwrap().map(|r| r.unwrap().id).collect();
     assert_eq!(seen, (0..=50).collect::<Vec<_>>());
 }
+
+fn plain(strategy: FlushStrategy) -> AofConfig {
+    AofConfig::builder()
+        .flush_strategy(strategy)
+        .pre_allocate_enabled(false)
+        .build()
+        .unwrap()
+}
+
+fn active_segment(dir: &Path) -> std::path::PathBuf {
+    let mut segs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    segs.pop().unwrap()
+}
+
+/// Appends to the active segment what a power loss can leave after the
+/// synced data: a page of the unsynced tail lost (garbage where record
+/// `hole_id` was), and the next page written back (a valid record after it).
+fn write_hole_then_valid(dir: &Path, hole_id: u64) {
+    use aof_record::record::{RecordFlags, append_record};
+    let path = active_segment(dir);
+    let mut tail = vec![0xA5u8; 40];
+    append_record(&mut tail, hole_id + 1, 1, RecordFlags::NONE, b"written back").unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    std::io::Write::write_all(&mut f, &tail).unwrap();
+}
+
+/// Finding 3: a hole in the unsynced tail followed by valid records made
+/// open fail with `Corruption` although none of them was acknowledged; the
+/// log needed a human. Beyond the persisted recovery point it is now cut.
+#[test]
+fn a_hole_beyond_the_recovery_point_is_cut_not_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path(), plain(FlushStrategy::Sync));
+        for i in 0..10u64 {
+            log.append(&i.to_le_bytes()).unwrap();
+        }
+        log.close_blocking().unwrap();
+    }
+    write_hole_then_valid(dir.path(), 10);
+    let log = open(dir.path(), plain(FlushStrategy::Sync));
+    assert_eq!(log.next_id(), 10);
+    assert_eq!(log.performance_metrics().torn_tails_cut(), 1);
+    for i in 0..10u64 {
+        assert_eq!(log.read(i).unwrap().as_deref(), Some(&i.to_le_bytes()[..]));
+    }
+    assert_eq!(log.append(b"next").unwrap(), 10);
+}
+
+/// The converse: damage inside the durable prefix is still corruption, and
+/// open changes nothing.
+#[test]
+fn damage_before_the_recovery_point_is_still_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path(), plain(FlushStrategy::Sync));
+        for i in 0..10u64 {
+            log.append(&i.to_le_bytes()).unwrap();
+        }
+        log.close_blocking().unwrap();
+    }
+    let path = active_segment(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Record 3's payload: header 64 + 3 records of 40 bytes + 32 header bytes.
+    bytes[64 + 3 * 40 + 33] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let fs: Arc<dyn FileSystem> = LocalFileSystem::shared();
+    let index = FileIndex::open(fs.clone(), dir.path().join("index.json")).unwrap();
+    let mut options = AofOptions::new(plain(FlushStrategy::Sync));
+    options.fs = fs;
+    match Aof::open_with(dir.path(), options, Arc::new(index)) {
+        Err(aof_core::AofError::Corruption { offset, .. }) => assert_eq!(offset, 64 + 3 * 40),
+        other => panic!("expected Corruption, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "open must change nothing");
+}
+
+fn open_faulty(fs: &aof_core::testing::FaultyFileSystem, config: AofConfig) -> Aof {
+    let fs_dyn: Arc<dyn FileSystem> = Arc::new(fs.clone());
+    let index = FileIndex::open(fs_dyn.clone(), Path::new("/log/index.json")).unwrap();
+    let mut options = AofOptions::new(config);
+    options.fs = fs_dyn;
+    Aof::open_with("/log", options, Arc::new(index)).unwrap()
+}
+
+/// Finding 2: after a process crash, recovery published every record it
+/// found as durable without fsyncing the active segment; readers then saw
+/// records that a power loss right after could still remove.
+#[test]
+fn recovery_syncs_what_it_publishes_as_durable() {
+    use aof_core::testing::{CrashMode, FaultyFileSystem};
+    let config = AofConfig::builder()
+        .segment_size(1 << 20)
+        .flush_strategy(FlushStrategy::Async)
+        .pre_allocate_enabled(false)
+        .build()
+        .unwrap();
+    let fs = FaultyFileSystem::new();
+    let log = open_faulty(&fs, config.clone());
+    for i in 0..400u64 {
+        log.append(&vec![i as u8; 1000]).unwrap();
+    }
+    assert_eq!(log.durable_id(), None, "nothing flushed yet");
+    // kill -9: the page cache keeps what was written, nothing more is synced.
+    let killed = fs.deep_clone();
+    drop(log);
+    let log = open_faulty(&killed, config.clone());
+    let durable = log
+        .durable_id()
+        .expect("records written before the kill are recovered");
+    let seen = log.reader(0).unwrap().count() as u64;
+    assert_eq!(seen, durable + 1, "readers see what recovery published");
+    // A power loss right after: only what was synced survives.
+    let after_power_loss = killed.crash_image(CrashMode::LoseUnsynced);
+    drop(log);
+    let log = open_faulty(&after_power_loss, config);
+    for id in 0..=durable {
+        assert_eq!(
+            log.read(id).unwrap().as_deref(),
+            Some(&vec![id as u8; 1000][..]),
+            "record {id} was published as durable"
+        );
+    }
+}
+
+/// An index older than the log (restored from a backup) is brought up to
+/// date by walking forward through the sealed segments after it; a log that
+/// has lost segments the recovery point says were durable is refused, and
+/// open changes nothing.
+#[test]
+fn an_old_index_is_walked_forward_and_missing_durable_segments_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = AofConfig::builder()
+        .segment_size(4096)
+        .flush_strategy(FlushStrategy::Sync)
+        .pre_allocate_enabled(false)
+        .build()
+        .unwrap();
+    let old_index;
+    {
+        let log = open(dir.path(), config.clone());
+        for i in 0..20u64 {
+            log.append(&[i as u8; 100]).unwrap();
+        }
+        log.close_blocking().unwrap();
+        old_index = std::fs::read(dir.path().join("index.json")).unwrap();
+        let log = open(dir.path(), config.clone());
+        for i in 20..200u64 {
+            log.append(&[i as u8; 100]).unwrap();
+        }
+        log.close_blocking().unwrap();
+    }
+    let copy = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
+    }
+    std::fs::write(dir.path().join("index.json"), &old_index).unwrap();
+    let log = open(dir.path(), config.clone());
+    assert_eq!(log.next_id(), 200);
+    for i in 0..200u64 {
+        assert_eq!(log.read(i).unwrap().as_deref(), Some(&[i as u8; 100][..]));
+    }
+    drop(log);
+
+    // The same old index, and the newest segments gone.
+    let dir = copy;
+    std::fs::write(dir.path().join("index.json"), &old_index).unwrap();
+    let mut segs = listing(dir.path());
+    segs.retain(|n| n.ends_with(".seg"));
+    for name in &segs[segs.len() - 3..] {
+        std::fs::remove_file(dir.path().join(name)).unwrap();
+    }
+    let before = listing(dir.path());
+    // Segment files and the manifest; the index may record the sealed
+    // segments recovery walked through before it found the gap.
+    let data_files: Vec<&String> = before.iter().filter(|n| *n != "index.json").collect();
+    let bytes_before: Vec<Vec<u8>> = data_files
+        .iter()
+        .map(|n| std::fs::read(dir.path().join(n)).unwrap())
+        .collect();
+    let fs: Arc<dyn FileSystem> = LocalFileSystem::shared();
+    let index = FileIndex::open(fs.clone(), dir.path().join("index.json")).unwrap();
+    let mut options = AofOptions::new(config);
+    options.fs = fs;
+    match Aof::open_with(dir.path(), options, Arc::new(index)) {
+        Err(aof_core::AofError::DurableRecordsMissing {
+            recovery_next,
+            found_next,
+        }) => assert!(recovery_next == 200 && found_next < 200, "{found_next}"),
+        other => panic!("expected DurableRecordsMissing, got {other:?}"),
+    }
+    assert_eq!(listing(dir.path()), before, "no file deleted or moved");
+    let bytes_after: Vec<Vec<u8>> = data_files
+        .iter()
+        .map(|n| std::fs::read(dir.path().join(n)).unwrap())
+        .collect();
+    assert!(bytes_after == bytes_before, "no segment file or manifest changed");
+}
+
+fn listing(d: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}

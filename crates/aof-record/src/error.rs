@@ -161,6 +161,35 @@ pub enum AofError {
         /// The configured maximum.
         limit: usize,
     },
+    /// The log's manifest cannot be read.
+    #[error("invalid manifest {path}: {source}")]
+    InvalidManifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: crate::manifest::ManifestError,
+    },
+    /// Recovery found fewer records than the manifest's recovery point says
+    /// were durable: segment files are missing, or the index is older than
+    /// the log. Nothing was changed.
+    #[error(
+        "the log holds ids up to {found_next} (exclusive) but ids below {recovery_next} were durable; \
+         segment files are missing or the index is older than the log"
+    )]
+    DurableRecordsMissing {
+        /// Every id below this was durable.
+        recovery_next: u64,
+        /// The next id of the log as found.
+        found_next: u64,
+    },
+    /// The index and the segment files belong to different logs.
+    #[error("the index belongs to log {index}, the directory to log {log}; check index_path")]
+    LogIdentityMismatch {
+        /// The identity in the log directory's manifest.
+        log: crate::manifest::LogId,
+        /// The identity stored in the index.
+        index: crate::manifest::LogId,
+    },
 }
 
 /// Shorthand for results of log operations.

@@ -50,6 +50,7 @@ pub mod conformance;
 pub mod entry;
 pub mod error;
 pub mod index;
+pub mod manifest;
 pub mod record;
 pub mod segment;
 
@@ -61,6 +62,7 @@ pub use config::{
 pub use entry::{SegmentEntry, SegmentStatus, TransitionError};
 pub use error::{AofError, AofResult};
 pub use index::{IndexError, MemorySegmentIndex, SegmentIndex, SegmentIndexExt};
+pub use manifest::{LogId, ManifestError, ManifestSlot};
 pub use record::{RECORD_HEADER_SIZE, RecordError, RecordFlags, RecordHeader};
 pub use segment::{
     FooterError, SEGMENT_FOOTER_SIZE, SEGMENT_HEADER_SIZE, SegmentFooter, SegmentHeader, SegmentHeaderError,

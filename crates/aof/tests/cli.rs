@@ -303,6 +303,11 @@ fn tail_follows_a_log_another_process_appends_to() {
         log.append(format!("new-{i}").as_bytes()).unwrap();
     }
     for i in 0..300 {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            panic!("tail exited ({status}) before record {i}: {err}");
+        }
         assert_eq!(wait("a new record"), format!("new-{i}"));
     }
     child.kill().unwrap();
@@ -702,8 +707,9 @@ fn append_creates_an_mdbx_log_on_request_and_keeps_an_existing_logs_backend() {
     assert_eq!(aof(&["read", "DIR", "1"], &dir).stdout, b"again");
 }
 
-/// A bad last record looks like a torn write: opening the log cuts it (and
-/// saves it); verify reports that as a failure rather than a clean log.
+/// Bytes after the last record, beyond the recovery point, look like a torn
+/// write: opening the log cuts them (and saves them); verify reports that as
+/// a failure rather than a clean log.
 #[test]
 fn verify_fails_when_opening_had_to_cut_a_torn_tail() {
     let tmp = tempfile::tempdir().unwrap();
@@ -711,7 +717,12 @@ fn verify_fails_when_opening_had_to_cut_a_torn_tail() {
     assert_ok(&aof_with_input(&["append", "DIR"], dir, b"a\nb\nc\n"));
     let file = &segment_files(dir)[0];
     let mut bytes = std::fs::read(file).unwrap();
-    bytes[64 + 33 * 2 + 32] ^= 0x01;
+    let end = 64 + 33 * 3;
+    assert!(
+        bytes[end..].iter().all(|b| *b == 0),
+        "pre-allocated space after the records"
+    );
+    bytes[end..end + 20].fill(0x5a);
     std::fs::write(file, &bytes).unwrap();
     let out = aof(&["verify", "DIR"], dir);
     assert_eq!(out.status.code(), Some(1));
@@ -732,12 +743,12 @@ fn verify_fails_when_opening_had_to_cut_a_torn_tail() {
     );
     assert!(
         dir.join(format!(
-            "{}.torn-130",
+            "{}.torn-{end}",
             file.file_name().unwrap().to_str().unwrap()
         ))
         .is_file()
     );
-    // What is left verifies.
+    // What is left verifies, and every record is still there.
     assert_ok(&aof(&["verify", "DIR"], dir));
     assert_eq!(
         aof(&["dump", "DIR"], dir)
@@ -745,8 +756,28 @@ fn verify_fails_when_opening_had_to_cut_a_torn_tail() {
             .iter()
             .filter(|b| **b == b'\n')
             .count(),
-        2
+        3
     );
+}
+
+/// A bad last record that was durable is corruption, not a torn tail: the
+/// error names segment and offset, and nothing is cut.
+#[test]
+fn a_damaged_durable_record_is_reported_not_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert_ok(&aof_with_input(&["append", "DIR"], dir, b"a\nb\nc\n"));
+    let file = &segment_files(dir)[0];
+    let mut bytes = std::fs::read(file).unwrap();
+    bytes[64 + 33 * 2 + 32] ^= 0x01;
+    std::fs::write(file, &bytes).unwrap();
+    let out = aof(&["verify", "DIR"], dir);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("corrupt record in segment 0 at offset 130"), "{err}");
+    assert_eq!(std::fs::read(file).unwrap(), bytes, "nothing cut");
+    assert!(segment_files(dir).len() == 1);
 }
 
 /// Issue 10's reproduction, command for command: 50 records appended with

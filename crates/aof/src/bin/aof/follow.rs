@@ -19,10 +19,10 @@ use crate::output::write_record;
 use anyhow::{Context, bail};
 use aof::AofError;
 use aof::engine::layout::{parse_segment_file_name, segment_file_name};
+use aof::format::RECORD_HEADER_SIZE;
 use aof::format::checksum::crc64_nvme;
 use aof::format::record::{RecordHeader, decode_record, is_zeroed_header};
 use aof::format::segment::{SEGMENT_FOOTER_MAGIC, SEGMENT_FOOTER_SIZE, SEGMENT_HEADER_SIZE, SegmentHeader};
-use aof::format::{RECORD_HEADER_SIZE, RecordError};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
@@ -196,10 +196,9 @@ impl Follower {
                         .map_err(|e| AofError::io(self.path(), e))?;
                     let source = match decode_record(&rest[..n], MAX_RECORD) {
                         Err(e) => e,
-                        Ok(_) => RecordError::Truncated {
-                            needed: end - self.offset,
-                            available: n as u64,
-                        },
+                        // A whole record is there now: the read-ahead window
+                        // was taken before it was complete. Read it afresh.
+                        Ok(_) => continue,
                     };
                     bail!(AofError::Corruption {
                         segment: self.base,
