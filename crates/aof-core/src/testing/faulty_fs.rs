@@ -159,7 +159,8 @@ impl FaultyFileSystem {
         self.lock().counting = counting;
     }
 
-    /// Crash at the counted operation with index `n` (counted from now on).
+    /// Crash at the `n`-th counted operation from now on (index
+    /// [`ops`](Self::ops)` + n`).
     pub fn crash_at(&self, n: u64) {
         let mut s = self.lock();
         s.crash_at = Some(s.ops + n);

@@ -78,6 +78,13 @@ impl PendingOp {
         Self { op, inode, unsynced }
     }
 
+    fn paths(&self) -> Vec<&PathBuf> {
+        match &self.op {
+            DirOp::Create { path } | DirOp::Remove { path } | DirOp::CreateDir { path } => vec![path],
+            DirOp::Rename { from, to } => vec![from, to],
+        }
+    }
+
     fn committed(&self) -> bool {
         self.unsynced.is_empty()
     }
@@ -178,15 +185,29 @@ impl Disk {
     }
 
     /// Marks every logged operation that touched `dir` as synced there, and
-    /// folds the durable run at the front of the log into the base.
+    /// folds into the base each durable one that commutes with every
+    /// operation left before it (no path or file in common), so the log
+    /// stays short even when a directory is never synced.
     pub(super) fn sync_dir(&mut self, dir: &Path) {
-        for op in &mut self.pending {
+        let mut kept = Vec::new();
+        let mut blocking_paths: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut blocking_inodes: BTreeSet<u64> = BTreeSet::new();
+        for mut op in std::mem::take(&mut self.pending) {
             op.unsynced.remove(dir);
+            let paths = op.paths();
+            let independent = (op.inode == 0 || !blocking_inodes.contains(&op.inode))
+                && paths.iter().all(|p| !blocking_paths.contains(*p));
+            if op.committed() && independent {
+                self.base.apply(&op);
+            } else {
+                blocking_paths.extend(paths.into_iter().cloned());
+                if op.inode != 0 {
+                    blocking_inodes.insert(op.inode);
+                }
+                kept.push(op);
+            }
         }
-        let done = self.pending.iter().take_while(|op| op.committed()).count();
-        for op in self.pending.drain(..done) {
-            self.base.apply(&op);
-        }
+        self.pending = kept;
     }
 
     /// The file named `path` now, else the one it named at the last durable point.
@@ -198,9 +219,13 @@ impl Disk {
             .copied()
     }
 
-    /// The pending directory operations, oldest first.
+    /// The directory operations not yet durable, oldest first.
     pub(super) fn pending_ops(&self) -> Vec<DirOp> {
-        self.pending.iter().map(|p| p.op.clone()).collect()
+        self.pending
+            .iter()
+            .filter(|p| !p.committed())
+            .map(|p| p.op.clone())
+            .collect()
     }
 
     /// The 4 KiB pages of file `inode` whose live content differs from
@@ -263,8 +288,13 @@ impl Disk {
     /// their parent may be lost with all they hold.
     pub(super) fn writeback_names(&self, chooser: &mut dyn Chooser) -> Namespace {
         let mut names = self.base.clone();
-        for (i, op) in self.pending.iter().enumerate() {
-            if op.committed() || chooser.dir_op(i) {
+        let mut undecided = 0;
+        for op in &self.pending {
+            let persisted = op.committed() || {
+                undecided += 1;
+                chooser.dir_op(undecided - 1)
+            };
+            if persisted {
                 names.apply(op);
             }
         }
@@ -318,7 +348,7 @@ fn page(data: &[u8], p: u64) -> Vec<u8> {
 
 /// The choices a crash image is built from.
 pub(super) trait Chooser {
-    /// Whether pending directory operation `index` persisted.
+    /// Whether the `index`-th directory operation not yet durable persisted.
     fn dir_op(&mut self, index: usize) -> bool;
     /// The file's length, one of `candidates` (ascending, never empty).
     fn length(&mut self, inode: u64, candidates: &[u64]) -> u64;

@@ -135,7 +135,8 @@ impl OpCounting {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the file system crashed at operation {index} ({kind})")]
 pub struct Crashed {
-    /// The crash point's operation index.
+    /// The crash point's operation index, counted since the file system
+    /// was made (or deep-cloned), as [`OpRecord::index`] is.
     pub index: u64,
     /// The kind of the operation the crash interrupted.
     pub kind: OpKind,
@@ -223,7 +224,9 @@ impl fmt::Display for OpCounts {
 /// [`FaultyFileSystem::set_tracing`]: super::FaultyFileSystem::set_tracing
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpRecord {
-    /// Its index when counted, so `crash_at(index)` crashes exactly there.
+    /// Its index when counted, since the file system was made (or
+    /// deep-cloned): on a fresh copy that ran the same operations,
+    /// `crash_at(index)` crashes exactly there.
     pub index: Option<u64>,
     /// Its kind.
     pub kind: OpKind,
