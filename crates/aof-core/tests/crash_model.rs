@@ -351,6 +351,43 @@ fn a_directory_not_synced_in_its_parent_may_vanish_with_its_files() {
 }
 
 #[test]
+fn a_rename_between_directories_needs_both_synced() {
+    let fs = FaultyFileSystem::new();
+    for d in ["/x", "/y"] {
+        fs.create_dir_all(Path::new(d)).unwrap();
+    }
+    fs.sync_dir(Path::new("/")).unwrap();
+    let f = fs.open(&p("/x/a"), OpenMode::CreateNew).unwrap();
+    f.write_all_at(b"A", 0).unwrap();
+    f.sync_data().unwrap();
+    fs.sync_dir(Path::new("/x")).unwrap();
+    fs.rename(&p("/x/a"), &p("/y/b")).unwrap();
+    fs.sync_dir(Path::new("/y")).unwrap();
+    assert_eq!(
+        fs.pending_dir_ops(),
+        vec![DirOp::Rename {
+            from: p("/x/a"),
+            to: p("/y/b")
+        }]
+    );
+    let where_is = |img: &FaultyFileSystem| (read(img, "/x/a"), read(img, "/y/b"));
+    let a = Some(b"A".to_vec());
+    let seen: BTreeSet<_> = (0..SEEDS).map(|seed| where_is(&writeback(&fs, seed))).collect();
+    assert_eq!(seen, BTreeSet::from([(a.clone(), None), (None, a.clone())]));
+    // A durable removal of the new name behind it stays ordered after it.
+    fs.remove_file(&p("/y/b")).unwrap();
+    fs.sync_dir(Path::new("/y")).unwrap();
+    let seen: BTreeSet<_> = (0..SEEDS).map(|seed| where_is(&writeback(&fs, seed))).collect();
+    assert_eq!(seen, BTreeSet::from([(a.clone(), None), (None, None)]));
+    assert_eq!(where_is(&fs.crash_image(CrashMode::LoseUnsynced)), (a, None));
+    fs.sync_dir(Path::new("/x")).unwrap();
+    assert!(fs.pending_dir_ops().is_empty());
+    for seed in 0..16 {
+        assert_eq!(where_is(&writeback(&fs, seed)), (None, None));
+    }
+}
+
+#[test]
 fn an_unsynced_truncation_may_be_undone() {
     let fs = FaultyFileSystem::new();
     let f = durable_file(&fs, "/d/a", &[b'o'; 10_000]);
@@ -626,6 +663,56 @@ fn a_sweep_catches_a_missing_fsync_under_power_loss_but_not_under_kill() {
     );
 }
 
+/// A stand-in for recovery: keep the leading whole valid records of
+/// `/d/log`, cut the rest, sync. Returns how many it kept.
+fn recover(fs: &dyn FileSystem) -> io::Result<u64> {
+    let f = fs.open(&p("/d/log"), OpenMode::ReadWrite)?;
+    let data = f.map()?;
+    let valid = data
+        .chunks(RECORD)
+        .enumerate()
+        .take_while(|(i, chunk)| *chunk == &record(*i as u64)[..])
+        .count();
+    f.set_len((valid * RECORD) as u64)?;
+    f.sync_data()?;
+    Ok(valid as u64)
+}
+
+#[test]
+fn a_crash_during_recovery_then_recovery_again_keeps_every_acknowledged_record() {
+    // A power loss in the middle of the workload...
+    let fs = FaultyFileSystem::new();
+    fs.crash_at(9);
+    let acked = tiny_log(Arc::new(fs.clone()), true);
+    assert_eq!(acked, 2);
+    let mut recoveries = 0;
+    for seed in 0..8 {
+        let crashed = fs.crash_image(CrashMode::Writeback { seed });
+        // ...then a crash at every operation of recovery, reads included,
+        // and a second recovery on each image.
+        let report = Sweep::new(&crashed)
+            .counting(OpCounting::All)
+            .modes([CrashMode::LoseUnsynced, CrashMode::ProcessKill])
+            .writeback_seeds(0..8)
+            .run(
+                |fs| recover(&*fs).ok(),
+                |img, _, _| {
+                    let again = img.deep_clone();
+                    let kept = recover(&again).map_err(|e| e.to_string())?;
+                    check_acked(&again, &acked)?;
+                    (kept >= acked)
+                        .then_some(())
+                        .ok_or(format!("kept {kept} < {acked}"))
+                },
+            );
+        report.assert_clean();
+        // open, read (map), set_len, sync: all crash points.
+        assert_eq!(report.points, 4, "{report}");
+        recoveries += report.images;
+    }
+    assert_eq!(recoveries, 8 * 5 * 10);
+}
+
 #[test]
 fn a_sweep_reports_panics_and_samples_seeded_points() {
     let report = sweep().points(CrashPoints::Sample { seed: 7, count: 5 }).run(
@@ -638,6 +725,23 @@ fn a_sweep_reports_panics_and_samples_seeded_points() {
     assert_eq!(report.points, 5);
     assert_eq!(report.failures.len() as u64, report.images);
     assert!(report.failures[0].message.contains("checker says no"), "{report}");
+    assert!(report.workload_panics.is_empty());
+    let panicking = sweep().run(
+        |fs| {
+            let acked = tiny_log(fs, true);
+            assert_eq!(acked, 6, "crashed");
+        },
+        |_, _, _| Ok(()),
+    );
+    // Every crash point makes the workload panic; the run without a crash does not.
+    assert_eq!(panicking.workload_panics.len(), 16, "{panicking}");
+    assert!(
+        panicking
+            .workload_panics
+            .iter()
+            .all(|(c, m)| c.is_some() && m.contains("crashed"))
+    );
+    assert_eq!(panicking.images, 18);
     // Every operation counted: reads become crash points too.
     let reads = |fs: Arc<dyn FileSystem>| {
         let _ = tiny_log(fs.clone(), true);

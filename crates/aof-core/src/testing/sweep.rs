@@ -45,8 +45,7 @@ impl fmt::Display for CrashCase {
     }
 }
 
-/// A check that failed (or panicked) on one image, or a workload that
-/// panicked.
+/// A check that failed (or panicked) on one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepFailure {
     /// The image.
@@ -67,8 +66,11 @@ pub struct SweepReport {
     pub not_reached: Vec<u64>,
     /// Images checked.
     pub images: u64,
-    /// Every failure.
+    /// Every failed check.
     pub failures: Vec<SweepFailure>,
+    /// Runs whose workload panicked: the crash point (`None`: the run
+    /// without a crash) and the panic's message. No image is checked then.
+    pub workload_panics: Vec<(Option<Crashed>, String)>,
 }
 
 impl SweepReport {
@@ -77,10 +79,14 @@ impl SweepReport {
         self.failures.iter().filter(move |f| mode(f.case.mode))
     }
 
-    /// Panics, listing the first failures, unless there are none.
+    /// Panics, listing the first failures, unless no check failed and no
+    /// workload panicked.
     #[track_caller]
     pub fn assert_clean(&self) {
-        assert!(self.failures.is_empty(), "{self}");
+        assert!(
+            self.failures.is_empty() && self.workload_panics.is_empty(),
+            "{self}"
+        );
     }
 }
 
@@ -88,13 +94,24 @@ impl fmt::Display for SweepReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} crash points ({} not reached), {} images, {} failures; ops: {}",
+            "{} crash points ({} not reached), {} images, {} failures, {} workload panics; ops: {}",
             self.points,
             self.not_reached.len(),
             self.images,
             self.failures.len(),
+            self.workload_panics.len(),
             self.ops
         )?;
+        for (crash, message) in self.workload_panics.iter().take(10) {
+            match crash {
+                Some(c) => writeln!(
+                    f,
+                    "  workload panicked, crash at op {} ({}): {message}",
+                    c.index, c.kind
+                )?,
+                None => writeln!(f, "  workload panicked without a crash: {message}")?,
+            }
+        }
         for failure in self.failures.iter().take(10) {
             writeln!(f, "  {}: {}", failure.case, failure.message)?;
         }
@@ -276,13 +293,7 @@ impl Sweep {
         let out = match outcome {
             Ok(out) => out,
             Err(panic) => {
-                report.failures.push(SweepFailure {
-                    case: CrashCase {
-                        crash,
-                        mode: CrashMode::ProcessKill,
-                    },
-                    message: format!("the workload panicked: {panic}"),
-                });
+                report.workload_panics.push((crash, panic));
                 return;
             }
         };
