@@ -18,6 +18,7 @@
 use crate::background;
 use crate::cache::SegmentCache;
 use crate::commit::{Durable, GroupCommit};
+use crate::fs::FileSystem;
 use crate::layout::LOCK_FILE;
 use crate::locks::lock;
 use crate::metrics::{Counters, EngineMetrics};
@@ -80,6 +81,7 @@ impl Aof {
         options.config.validate()?;
         let fs = options.fs.clone();
         fs.create_dir_all(&dir).map_err(|e| AofError::io(&dir, e))?;
+        sync_ancestors(fs.as_ref(), &dir)?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = fs.lock_exclusive(&lock_path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {
@@ -359,6 +361,21 @@ impl Aof {
         }
         result
     }
+}
+
+/// Makes the directory entry of `dir` durable in its parent (finding 7: a
+/// new log's directory could vanish in a power loss with every acknowledged
+/// record in it), and, best effort, the entries of the ancestors above.
+fn sync_ancestors(fs: &dyn FileSystem, dir: &Path) -> AofResult<()> {
+    let mut ancestors = dir.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty());
+    let parent = ancestors.next().unwrap_or(Path::new("."));
+    fs.sync_dir(parent).map_err(|e| AofError::io(parent, e))?;
+    for a in ancestors {
+        if let Err(e) = fs.sync_dir(a) {
+            log::debug!("syncing {}: {e}", a.display());
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Aof {

@@ -17,7 +17,8 @@
 //! | active segment (per index) that has a footer | finalize completed in the index (crash after sealing, before the index commit) |
 //! | segment file continuing the sequence, not in the index | adopted (crash before the index commit of a new segment) |
 //! | finalized segment whose file is missing | [`AofError::MissingSegment`] |
-//! | empty index, segment files present | [`AofError::UnindexedSegments`] unless `rebuild_index` is set, then rebuilt by scanning |
+//! | empty index, one segment file holding no record, nothing durable yet | adopted (a crash in a new log's first open) |
+//! | empty index, other segment files present | [`AofError::UnindexedSegments`] unless `rebuild_index` is set, then rebuilt by scanning |
 //! | other files | left alone |
 //!
 //! What recovery keeps is synced before the log opens: the active segment's
@@ -74,7 +75,15 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
     if entries.is_empty()
         && let Some((&first, _)) = files.iter().next()
     {
-        if !options.rebuild_index {
+        // A crash in a new log's first open, after its first segment file
+        // was renamed into place but before the index committed it, leaves
+        // one segment holding no record: nothing to lose, so adopt it.
+        let first_open = files.len() == 1 && recovery_next.unwrap_or(0) == 0 && {
+            let (_, data) = read_whole(fs, &path_in(dir, &files[&first]))?;
+            SegmentHeader::decode(&data).is_ok_and(|h| h.base_id == first)
+                && scan_records(first, &data, Some(0)).is_ok_and(|s| s.offsets.is_empty())
+        };
+        if !options.rebuild_index && !first_open {
             return Err(AofError::UnindexedSegments {
                 first,
                 count: files.len() as u64,
