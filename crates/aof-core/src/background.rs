@@ -62,13 +62,31 @@ fn flusher_loop(shared: &Shared) {
         }
         wake.flush_requested = false;
         drop(wake);
+        if shared.is_poisoned() {
+            // Nothing can be flushed until the log is reopened (finding 6:
+            // this loop spun at 100 % CPU, logging the same error).
+            let mut wake = lock(&shared.wake);
+            while !wake.stop {
+                wake = shared.wake_cv.wait(wake).unwrap_or_else(PoisonError::into_inner);
+            }
+            return;
+        }
         let timeout = match shared.flush.poll() {
             FlushDecision::Now(kind) => {
+                // Appends are counted by the controller after they raise
+                // `appended_next`: what the mark holds is below `next`.
+                let mark = shared.flush.appended_mark();
                 let next = shared.appended_next.load(Ordering::Acquire);
-                if let Some(last) = next.checked_sub(1)
-                    && let Err(e) = shared.sync_through(last, kind, None)
-                {
-                    log::error!("background flush failed: {e}");
+                match next.checked_sub(1) {
+                    Some(last) if shared.durable.next() <= last => {
+                        if let Err(e) = shared.sync_through(last, kind, None) {
+                            log::error!("background flush failed: {e}");
+                        }
+                    }
+                    // Everything appended is durable, or was truncated away
+                    // before it was flushed: nothing is pending (finding 6:
+                    // the policy kept asking, and this loop spun).
+                    _ => shared.flush.discard_pending_through(mark),
                 }
                 Duration::ZERO
             }

@@ -175,15 +175,25 @@ impl Shared {
     /// One group-commit round: write out the buffer, fdatasync the active
     /// file, publish what it covered.
     fn sync_round(&self) -> AofResult<u64> {
-        let (file, path, next) = {
+        let (file, path, next, epoch) = {
             let mut w = lock(&self.writer);
             self.write_out(&mut w)?;
-            (w.seg.file.clone(), w.seg.path.clone(), w.next_id)
+            (w.seg.file.clone(), w.seg.path.clone(), w.next_id, w.truncations)
         };
         if let Err(e) = file.sync_data() {
             return Err(self.poison(AofError::io(path, e)));
         }
-        self.durable.publish(next);
+        {
+            // Finding 4: a truncate_after between the capture and here lowered
+            // the watermark; publishing the stale `next` would raise it over
+            // ids never synced. Published under the writer lock, only if no
+            // truncation happened since.
+            let w = lock(&self.writer);
+            if w.truncations != epoch {
+                return Ok(self.durable.next());
+            }
+            self.durable.publish(next);
+        }
         // The recovery point lags by at most the checkpoint interval. A
         // failure leaves it lower, which is safe: it is not durability of
         // these records that depends on it.

@@ -78,6 +78,7 @@ impl Shared {
             });
         }
         self.write_out(&mut w)?;
+        w.truncations += 1;
         // The recovery point must never name ids the log no longer holds:
         // lower it before anything is removed.
         let keep_next = id + 1;

@@ -46,6 +46,9 @@ pub(crate) struct Writer {
     /// not computed yet: records are sealed in one pass before the buffer is
     /// written or read (see `aof_record::record::append_record_unsealed`).
     pub(crate) unsealed_from: usize,
+    /// How many times `truncate_after` removed records: a sync round that
+    /// captured its range before a truncation must not publish it.
+    pub(crate) truncations: u64,
 }
 
 /// The segment appends go to.
@@ -87,6 +90,7 @@ impl Writer {
             next_id,
             last_ts,
             unsealed_from: sealed,
+            truncations: 0,
         }
     }
 

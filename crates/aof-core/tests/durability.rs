@@ -265,3 +265,68 @@ fn listing(d: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// CPU ticks (user + system) of this process's threads named `name`.
+fn thread_ticks(name: &str) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis: utime is the 12th, stime the 13th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        total += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        total += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    }
+    total
+}
+
+/// Finding 6: once the log was poisoned, the background flusher spun at
+/// 100 % CPU (and flooded the log); so it did under Periodic after
+/// `truncate_after` dropped unflushed records.
+#[test]
+fn the_flusher_idles_when_poisoned_and_after_a_truncation() {
+    use aof_core::testing::{FaultyFileSystem, OpKind};
+    let spin = |log: &Aof, what: &str| {
+        let before = thread_ticks("aof-flusher");
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let used = thread_ticks("aof-flusher") - before;
+        // 400 ms of spinning is ~40 ticks; idling (or 1 ms timer wake-ups) is ~0.
+        assert!(used <= 8, "{what}: the flusher used {used} ticks in 400 ms");
+        drop(log);
+    };
+    let config = |s| {
+        AofConfig::builder()
+            .segment_size(1 << 20)
+            .flush_strategy(s)
+            .pre_allocate_enabled(false)
+            .build()
+            .unwrap()
+    };
+    let fs = FaultyFileSystem::new();
+    let log = open_faulty(&fs, config(FlushStrategy::Batched(2)));
+    fs.fail_at(OpKind::Sync, 0);
+    log.append(b"a").unwrap();
+    log.append(b"b").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !log.is_poisoned() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(log.is_poisoned());
+    spin(&log, "poisoned");
+    drop(log);
+
+    let fs = FaultyFileSystem::new();
+    let log = open_faulty(&fs, config(FlushStrategy::Periodic(50)));
+    log.append(b"keep").unwrap();
+    log.flush_blocking().unwrap();
+    for _ in 0..10 {
+        log.append(b"drop").unwrap();
+    }
+    log.truncate_after(0).unwrap();
+    spin(&log, "after truncate_after");
+}

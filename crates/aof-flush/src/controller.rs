@@ -170,6 +170,26 @@ impl FlushController {
         result
     }
 
+    /// What has been appended so far (records, bytes): take it before
+    /// checking that everything appended is durable, then hand it to
+    /// [`discard_pending_through`](Self::discard_pending_through).
+    #[must_use]
+    pub fn appended_mark(&self) -> (u64, u64) {
+        let (ar, ab) = self.metrics.appended();
+        (ar.load(Ordering::Acquire), ab.load(Ordering::Acquire))
+    }
+
+    /// Stops counting as pending what was appended up to `mark`, without
+    /// recording a flush: for records the caller found durable or removed
+    /// (a truncation) before they were flushed, so the policy does not keep
+    /// asking for a flush that has nothing to do. Appends after `mark` stay
+    /// pending.
+    pub fn discard_pending_through(&self, mark: (u64, u64)) {
+        let (dr, db) = self.metrics.flushed_through();
+        dr.fetch_max(mark.0, Ordering::AcqRel);
+        db.fetch_max(mark.1, Ordering::AcqRel);
+    }
+
     /// Pending records and bytes, and the time since the last successful
     /// flush started.
     #[must_use]
