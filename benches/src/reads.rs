@@ -27,6 +27,25 @@ fn open(dir: &Path, strategy: FlushStrategy) -> Res<Aof> {
     Ok(Aof::open(dir, config)?)
 }
 
+/// Records in the log of [`hot_log`].
+pub const HOT_RECORDS: u64 = 1_000_000;
+
+/// A fresh log in `dir` of [`HOT_RECORDS`] records of 64 B, durable, every
+/// segment mapped and every page read once: the random-read case's log.
+pub fn hot_log(dir: &Path) -> Res<Aof> {
+    let log = open(dir, FlushStrategy::Async)?;
+    let payload = [0x42u8; 64];
+    let batch: Vec<&[u8]> = vec![&payload[..]; 1000];
+    for _ in 0..HOT_RECORDS / 1000 {
+        log.append_batch(&batch)?;
+    }
+    log.flush_blocking()?;
+    for r in log.reader(0)? {
+        black_box(r?.payload[0]);
+    }
+    Ok(log)
+}
+
 /// xorshift64, the random walk of the random-read case and its baseline.
 fn next(x: &mut u64) -> u64 {
     *x ^= *x << 13;
@@ -42,19 +61,9 @@ pub fn run(scratch_dir: &Path, budget: Budget, progress: &Progress) -> Res<Vec<B
 
     // Random reads by id, 64 B records, every segment already open (hot).
     progress.case("reads: random read by id, 64 B");
-    let n: u64 = 1_000_000;
+    let n = HOT_RECORDS;
     {
-        let log = open(&dir, FlushStrategy::Async)?;
-        let payload = [0x42u8; 64];
-        let batch: Vec<&[u8]> = vec![&payload[..]; 1000];
-        for _ in 0..n / 1000 {
-            log.append_batch(&batch)?;
-        }
-        log.flush_blocking()?;
-        // Hot: every segment mapped and every page touched once.
-        for r in log.reader(0)? {
-            black_box(r?.payload[0]);
-        }
+        let log = hot_log(&dir)?;
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut read = |k: u64| -> Res<()> {
             for _ in 0..k {
