@@ -181,8 +181,7 @@ pub(crate) mod tests {
     /// A fresh directory under the system's temporary directory.
     pub(crate) fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("aof-compare-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        crate::scratch::fresh_dir(&dir).unwrap();
         dir
     }
 
