@@ -13,7 +13,7 @@ fn record(c: &mut Criterion) {
         let src = vec![0xa5u8; RECORD_HEADER_SIZE + size];
         g.throughput(Throughput::Bytes((RECORD_HEADER_SIZE + size) as u64));
         g.bench_with_input(BenchmarkId::new("encode", size), &size, |b, _| {
-            b.iter(|| encode_record(&mut out, 1, 2, RecordFlags::NONE, black_box(&payload)))
+            b.iter(|| encode_record(&mut out, 1, 2, RecordFlags::NONE, black_box(&payload)).expect("encode"))
         });
         g.bench_with_input(BenchmarkId::new("memcpy", size), &size, |b, _| {
             b.iter(|| {
@@ -21,10 +21,15 @@ fn record(c: &mut Criterion) {
                 black_box(out.as_ptr());
             })
         });
-        let _ = encode_record(&mut out, 1, 2, RecordFlags::NONE, &payload);
+        encode_record(&mut out, 1, 2, RecordFlags::NONE, &payload).expect("encode");
         let encoded = out.clone();
         g.bench_with_input(BenchmarkId::new("decode", size), &size, |b, _| {
-            b.iter(|| decode_record(black_box(&encoded), u32::MAX).map(|r| r.payload.len()))
+            b.iter(|| {
+                decode_record(black_box(&encoded), u32::MAX)
+                    .expect("decode")
+                    .payload
+                    .len()
+            })
         });
     }
     g.finish();

@@ -1,28 +1,19 @@
 //! Random reads by id only, for profiling the read path:
 //! `cargo build --release -p aof-bench --example randread && perf record -g target/release/examples/randread`.
 #![allow(missing_docs)]
+use aof_bench::Res;
+use aof_bench::reads::hot_log;
 use std::hint::black_box;
-fn main() {
+
+fn main() -> Res<()> {
     let dir = std::path::Path::new("target/bench-scratch/randread");
-    let _ = std::fs::remove_dir_all(dir);
-    let config = aof::AofConfig::builder()
-        .segment_size(8 << 20)
-        .segment_cache_size(64)
-        .flush_strategy(aof::FlushStrategy::Async)
-        .build()
-        .unwrap();
-    let log = aof::open(dir, config).unwrap();
-    let n = 1_000_000u64;
-    let p = [0x42u8; 64];
-    let batch: Vec<&[u8]> = vec![&p[..]; 1000];
-    for _ in 0..n / 1000 {
-        log.append_batch(&batch).unwrap();
-    }
-    log.flush_blocking().unwrap();
-    for r in log.reader(0).unwrap() {
-        black_box(r.unwrap().payload[0]);
-    }
-    let active_base = log.index().get_active_segment().unwrap().unwrap().base_id;
+    // The random-read case's log: 1M records of 64 B, every page read once.
+    let log = hot_log(dir)?;
+    let active_base = log
+        .index()
+        .get_active_segment()?
+        .ok_or("the log has no active segment")?
+        .base_id;
     let t = std::time::Instant::now();
     let mut x = 0x2545_f491_4f6c_dd1du64;
     let iters = 5_000_000u64;
@@ -31,10 +22,16 @@ fn main() {
         x ^= x >> 7;
         x ^= x << 17;
         let id = x % active_base;
-        black_box(log.read(id).unwrap().map(|p| p[0]));
+        let payload = log
+            .read(id)?
+            .ok_or_else(|| format!("record {id} reads as absent"))?;
+        black_box(payload[0]);
     }
     println!(
         "finalized-only random read: {:.0} ns",
         t.elapsed().as_nanos() as f64 / iters as f64
     );
+    log.close_blocking()?;
+    aof_bench::scratch::remove_dir(dir)?;
+    Ok(())
 }

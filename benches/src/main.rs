@@ -7,10 +7,15 @@
 //! Prints a table of every workload beside its same-run baseline; with
 //! `--json PATH` also writes `{"results": [...]}`. Scratch files go to
 //! `$AOF_BENCH_DIR` (default `target/bench-scratch`), on the disk under test.
+//! Each case is announced on standard error as it starts;
+//! `AOF_BENCH_DEBUG=1` also prints every round's rates. Any error (a failed
+//! append, read, flush or file operation) fails the run with exit status 1.
 
 use aof_bench::engine::EngineBudget;
-use aof_bench::{Budget, engine, progress, reads, record, table, write_json};
-use std::path::PathBuf;
+use aof_bench::measure::Budget;
+use aof_bench::progress::Progress;
+use aof_bench::{BenchResult, Res, engine, reads, record, table, write_results};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -42,8 +47,13 @@ fn main() -> ExitCode {
         }
     }
     let run_engine = only.as_deref().is_none_or(|o| o == "engine");
+    let run_open = only.as_deref() == Some("open");
     let run_reads = only.as_deref().is_none_or(|o| o == "reads");
     let run_record = only.as_deref().is_none_or(|o| o == "record");
+    if !(run_engine || run_open || run_reads || run_record) {
+        eprintln!("aof-bench: --only wants engine, open, reads or record");
+        return ExitCode::from(2);
+    }
     let budget = if quick { Budget::quick() } else { Budget::full() };
     let engine_budget = if quick {
         EngineBudget::quick()
@@ -52,59 +62,70 @@ fn main() -> ExitCode {
     };
     let scratch = std::env::var_os("AOF_BENCH_DIR")
         .map_or_else(|| PathBuf::from("target/bench-scratch"), PathBuf::from);
-    if let Err(e) = std::fs::create_dir_all(&scratch) {
-        eprintln!("aof-bench: cannot create {}: {e}", scratch.display());
-        return ExitCode::FAILURE;
+    let jobs = Jobs {
+        engine: run_engine,
+        open: run_open,
+        reads: run_reads,
+        record: run_record,
+    };
+    match run(&jobs, &scratch, budget, engine_budget, json.as_deref()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aof-bench: {e}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+/// Which tables to run.
+struct Jobs {
+    engine: bool,
+    open: bool,
+    reads: bool,
+    record: bool,
+}
+
+fn run(
+    jobs: &Jobs,
+    scratch: &Path,
+    budget: Budget,
+    engine_budget: EngineBudget,
+    json: Option<&Path>,
+) -> Res<()> {
+    std::fs::create_dir_all(scratch).map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
     let mut cases = 0;
-    if run_engine {
-        cases += engine::cases(engine_budget);
+    if jobs.engine {
+        cases += engine::cases();
     }
-    if run_record {
-        cases += record::SIZES.len() as u64 * 3 + 2;
+    if jobs.open {
+        cases += 1;
     }
-    if run_reads {
+    if jobs.record {
+        cases += record::cases();
+    }
+    if jobs.reads {
         cases += reads::CASES;
     }
-    let pb = progress(cases);
-    let mut step = |name: &str| {
-        pb.set_message(name.to_owned());
-        pb.inc(1);
-    };
-    let mut engine_results = if run_engine {
-        engine::run(&scratch, engine_budget, &mut step)
-    } else {
-        Vec::new()
-    };
-    if only.as_deref() == Some("open") {
-        engine_results = engine::open_after_crash(&scratch.join("crash"), engine_budget.segments);
-    }
-    let read_results = if run_reads {
-        reads::run(&scratch, budget, &mut step)
-    } else {
-        Vec::new()
-    };
-    let mut record_results = if run_record {
-        record::run(budget, &mut step)
-    } else {
-        Vec::new()
-    };
-    pb.finish_and_clear();
-    if run_engine || only.as_deref() == Some("open") {
+    let progress = Progress::new("aof-bench", cases);
+    let measured = measure_all(jobs, scratch, budget, engine_budget, &progress);
+    progress.finish();
+    let (engine_results, read_results, mut record_results) = measured?;
+    if jobs.engine || jobs.open {
         println!("Engine on embedded defaults (local files, SQLite index), 64 MiB segments, pre-allocated;");
         println!(
-            "baselines on the same disk in the same run: one write() per record of the same bytes (Async,"
+            "baselines on the same disk in the same run, in alternating rounds: one write() per record of the"
         );
         println!(
-            "Batched), write+fdatasync per record on a pre-allocated file (Sync). open_after_crash: p50 = open"
+            "same bytes, then one fdatasync (Async, Batched), write+fdatasync per record on a pre-allocated file"
         );
         println!(
-            "time in µs, records/s = opens/s, baseline = rebuilding the index by scanning every segment.\n"
+            "(Sync); every round ends when its records are durable. open_after_crash: p50 = open time in µs,"
         );
+        println!("records/s = opens/s, baseline = rebuilding the index by scanning every segment.\n");
         print!("{}", table(&engine_results));
         println!();
     }
-    if run_reads {
+    if jobs.reads {
         println!(
             "Reads: random read by id on a hot log (1M records of 64 B) beside the same random walk over an"
         );
@@ -115,7 +136,7 @@ fn main() -> ExitCode {
         print!("{}", table(&read_results));
         println!();
     }
-    if run_record {
+    if jobs.record {
         record_results.sort_by_key(|r| r.workload.starts_with("baseline"));
         println!(
             "Record format: encode = header + payload copy + CRC-64/NVME into a reused 1 MiB (cache-resident)"
@@ -132,11 +153,41 @@ fn main() -> ExitCode {
             .chain(read_results)
             .chain(record_results)
             .collect();
-        if let Err(e) = write_json(&path, &all) {
-            eprintln!("aof-bench: cannot write {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
+        write_results(path, &all).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!("aof-bench: wrote {}", path.display());
     }
-    ExitCode::SUCCESS
+    Ok(())
+}
+
+type Tables = (Vec<BenchResult>, Vec<BenchResult>, Vec<BenchResult>);
+
+fn measure_all(
+    jobs: &Jobs,
+    scratch: &Path,
+    budget: Budget,
+    engine_budget: EngineBudget,
+    progress: &Progress,
+) -> Res<Tables> {
+    let mut engine_results = Vec::new();
+    if jobs.engine {
+        engine_results = engine::run(scratch, engine_budget, progress)?;
+    }
+    if jobs.open {
+        progress.case(&format!(
+            "engine: open after crash, {} segments",
+            engine_budget.segments
+        ));
+        engine_results = engine::open_after_crash(&scratch.join("crash"), engine_budget.segments)?;
+    }
+    let read_results = if jobs.reads {
+        reads::run(scratch, budget, progress)?
+    } else {
+        Vec::new()
+    };
+    let record_results = if jobs.record {
+        record::run(budget, progress)?
+    } else {
+        Vec::new()
+    };
+    Ok((engine_results, read_results, record_results))
 }

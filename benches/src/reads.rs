@@ -1,145 +1,145 @@
 //! Read-side figures: random read by id on a hot log, a sequential scan
 //! beside memcpy of the same bytes, and append-to-tail wake-up latency.
+//!
+//! Every read is checked: an error, or a record missing that was appended,
+//! fails the run.
 
-use crate::{BenchResult, Budget, paired};
+use crate::Res;
+use crate::measure::{Budget, nanos, paired, percentile_us};
+use crate::progress::Progress;
+use crate::results::BenchResult;
+use crate::scratch;
 use aof::{Aof, AofConfig, FlushStrategy};
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Cases [`run`] reports progress for.
 pub const CASES: u64 = 3;
 
-fn open(dir: &Path, strategy: FlushStrategy) -> Aof {
-    let _ = std::fs::remove_dir_all(dir);
+fn open(dir: &Path, strategy: FlushStrategy) -> Res<Aof> {
+    scratch::remove_dir(dir)?;
     let config = AofConfig::builder()
         .segment_size(8 << 20)
         .segment_cache_size(64)
         .flush_strategy(strategy)
-        .build()
-        .expect("valid configuration");
-    aof::open(dir, config).expect("open the benchmark log")
+        .build()?;
+    Ok(aof::open(dir, config)?)
 }
 
-fn row(
-    workload: &str,
-    size: usize,
-    rate: f64,
-    bytes: f64,
-    base: Option<(f64, f64)>,
-    target: Option<(&str, bool)>,
-) -> BenchResult {
-    BenchResult {
-        workload: workload.to_owned(),
-        strategy: None,
-        record_size: size,
-        appenders: 1,
-        records_per_sec: rate,
-        bytes_per_sec: bytes,
-        p50_us: None,
-        p99_us: None,
-        baseline_records_per_sec: base.map(|b| b.0),
-        ratio_to_baseline: base.map(|b| b.1),
-        target: target.map(|t| t.0.to_owned()),
-        target_met: target.map(|t| t.1),
+/// Records in the log of [`hot_log`].
+pub const HOT_RECORDS: u64 = 1_000_000;
+
+/// A fresh log in `dir` of [`HOT_RECORDS`] records of 64 B, durable, every
+/// segment mapped and every page read once: the random-read case's log.
+pub fn hot_log(dir: &Path) -> Res<Aof> {
+    let log = open(dir, FlushStrategy::Async)?;
+    let payload = [0x42u8; 64];
+    let batch: Vec<&[u8]> = vec![&payload[..]; 1000];
+    for _ in 0..HOT_RECORDS / 1000 {
+        log.append_batch(&batch)?;
     }
+    log.flush_blocking()?;
+    for r in log.reader(0)? {
+        black_box(r?.payload[0]);
+    }
+    Ok(log)
 }
 
-/// Runs the read-side workloads under `scratch`.
-pub fn run(scratch: &Path, budget: Budget, on_case: &mut dyn FnMut(&str)) -> Vec<BenchResult> {
+/// xorshift64, the random walk of the random-read case and its baseline.
+fn next(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+/// Runs the read-side workloads under `scratch_dir`.
+pub fn run(scratch_dir: &Path, budget: Budget, progress: &Progress) -> Res<Vec<BenchResult>> {
     let mut out = Vec::new();
-    let dir = scratch.join("reads");
+    let dir = scratch_dir.join("reads");
 
     // Random reads by id, 64 B records, every segment already open (hot).
-    on_case("random read by id, 64 B");
-    let n: u64 = 1_000_000;
+    progress.case("reads: random read by id, 64 B");
+    let n = HOT_RECORDS;
     {
-        let log = open(&dir, FlushStrategy::Async);
-        let payload = [0x42u8; 64];
-        let batch: Vec<&[u8]> = vec![&payload[..]; 1000];
-        for _ in 0..n / 1000 {
-            log.append_batch(&batch).expect("append");
-        }
-        log.flush_blocking().expect("flush");
-        // Hot: every segment mapped and every page touched once.
-        for r in log.reader(0).expect("reader") {
-            black_box(r.expect("record").payload[0]);
-        }
+        let log = hot_log(&dir)?;
         let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut read = |k: u64| {
+        let mut read = |k: u64| -> Res<()> {
             for _ in 0..k {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let p = log.read(x % n).ok().flatten();
-                black_box(p.map(|p| p[0]));
+                let id = next(&mut x) % n;
+                let p = log
+                    .read(id)?
+                    .ok_or_else(|| format!("record {id} was appended but reads as absent"))?;
+                black_box(p[0]);
             }
+            Ok(())
         };
         // Baseline: the same random walk over the same bytes in memory,
         // a bounds-checked slice of 64 B per lookup (what a Vec<Vec<u8>> costs).
         let mem: Vec<[u8; 64]> = vec![[0x42u8; 64]; n as usize];
         let mut y = 0x2545_f491_4f6c_dd1du64;
-        let mut baseline = |k: u64| {
+        let mut baseline = |k: u64| -> Res<()> {
             for _ in 0..k {
-                y ^= y << 13;
-                y ^= y >> 7;
-                y ^= y << 17;
-                let rec = black_box(&mem[(y % n) as usize]);
+                let rec = black_box(&mem[(next(&mut y) % n) as usize]);
                 black_box(rec.iter().fold(0u8, |a, b| a ^ b));
             }
+            Ok(())
         };
-        let p = paired(budget, &mut read, &mut baseline);
-        out.push(row(
-            "read_random_by_id",
-            64,
-            p.subject,
-            p.subject * 64.0,
-            Some((p.baseline, p.ratio)),
-            Some(("≥ 2M reads/s", p.subject >= 2e6)),
-        ));
-        out.push(row(
+        let p = paired(budget, &mut read, &mut baseline)?;
+        log.close_blocking()?;
+        out.push(
+            BenchResult::new("read_random_by_id", 64, p.subject.rate, p.subject.rate * 64.0)
+                .baseline(p.baseline.rate, p.ratio)
+                .target("≥ 2M reads/s", p.subject.rate >= 2e6),
+        );
+        out.push(BenchResult::new(
             "baseline_in_memory_lookup",
             64,
-            p.baseline,
-            p.baseline * 64.0,
-            None,
-            None,
+            p.baseline.rate,
+            p.baseline.rate * 64.0,
         ));
     }
 
     // Sequential scan of 4 KiB records with a reader, beside memcpy of the same bytes.
-    on_case("sequential scan, 4 KiB");
+    progress.case("reads: sequential scan, 4 KiB");
     {
         let size = 4096usize;
         let count = 64 * 1024u64; // 256 MiB of payload
-        let log = open(&dir, FlushStrategy::Async);
+        let log = open(&dir, FlushStrategy::Async)?;
         let payload = vec![0x17u8; size];
         let batch: Vec<&[u8]> = vec![&payload[..]; 256];
         for _ in 0..count / 256 {
-            log.append_batch(&batch).expect("append");
+            log.append_batch(&batch)?;
         }
-        log.flush_blocking().expect("flush");
+        log.flush_blocking()?;
         // Warm the page cache and the segment cache once.
-        for r in log.reader(0).expect("reader") {
-            black_box(r.expect("record").payload.len());
+        for r in log.reader(0)? {
+            black_box(r?.payload.len());
         }
-        let mut scan = |k: u64| {
+        let mut scan = |k: u64| -> Res<()> {
             for _ in 0..k {
                 let mut bytes = 0usize;
-                for r in log.reader(0).expect("reader") {
-                    bytes += r.expect("record").payload.len();
+                let mut records = 0u64;
+                for r in log.reader(0)? {
+                    bytes += r?.payload.len();
+                    records += 1;
+                }
+                if records != count {
+                    return Err(format!("the scan read {records} records of {count}").into());
                 }
                 black_box(bytes);
             }
+            Ok(())
         };
         let src = vec![0x17u8; size * count as usize];
         let mut dst = vec![0u8; size * count as usize];
-        let mut memcpy = |k: u64| {
+        let mut memcpy = |k: u64| -> Res<()> {
             for _ in 0..k {
                 dst.copy_from_slice(black_box(&src));
                 black_box(dst.as_ptr());
             }
+            Ok(())
         };
         let p = paired(
             Budget {
@@ -148,62 +148,67 @@ pub fn run(scratch: &Path, budget: Budget, on_case: &mut dyn FnMut(&str)) -> Vec
             },
             &mut scan,
             &mut memcpy,
-        );
+        )?;
+        log.close_blocking()?;
         let bytes = (size as u64 * count) as f64;
-        out.push(row(
-            "scan_sequential",
-            size,
-            p.subject * count as f64,
-            p.subject * bytes,
-            Some((p.baseline * count as f64, p.ratio)),
-            Some(("≥ 0.5 × memcpy", p.ratio >= 0.5)),
-        ));
-        out.push(row(
+        let records = count as f64;
+        out.push(
+            BenchResult::new(
+                "scan_sequential",
+                size,
+                p.subject.rate * records,
+                p.subject.rate * bytes,
+            )
+            .baseline(p.baseline.rate * records, p.ratio)
+            .target("≥ 0.5 × memcpy", p.ratio >= 0.5),
+        );
+        out.push(BenchResult::new(
             "baseline_memcpy_scan",
             size,
-            p.baseline * count as f64,
-            p.baseline * bytes,
-            None,
-            None,
+            p.baseline.rate * records,
+            p.baseline.rate * bytes,
         ));
     }
 
     // Append (Sync) to tail wake-up: time from just before append to the tail holding the record.
-    on_case("append to tail wake-up");
+    progress.case("reads: append to tail wake-up");
     {
-        let log = Arc::new(open(&dir, FlushStrategy::Sync));
+        let log = open(&dir, FlushStrategy::Sync)?;
         let samples = if budget.rounds >= 9 { 2000 } else { 300 };
         let origin = Instant::now();
-        let mut tail = log.tail(0).expect("tail");
-        let writer = {
-            let log = log.clone();
-            std::thread::spawn(move || {
+        let mut tail = log.tail(0)?;
+        let mut lat = std::thread::scope(|s| -> Res<Vec<u64>> {
+            let writer = s.spawn(|| -> Res<()> {
                 for _ in 0..samples {
-                    let t = origin.elapsed().as_nanos() as u64;
-                    log.append(&t.to_le_bytes()).expect("append");
+                    let t = nanos(origin.elapsed());
+                    log.append(&t.to_le_bytes())?;
                     std::thread::sleep(Duration::from_micros(200));
                 }
-            })
-        };
-        let mut lat = Vec::with_capacity(samples);
-        for _ in 0..samples {
-            let r = tail
-                .next_timeout(Duration::from_secs(30))
-                .expect("tail")
-                .expect("tail timed out");
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&r.payload[..8]);
-            lat.push(origin.elapsed().as_nanos() as u64 - u64::from_le_bytes(b));
-        }
-        let _ = writer.join();
+                Ok(())
+            });
+            let mut lat = Vec::with_capacity(samples);
+            for i in 0..samples {
+                let r = tail
+                    .next_timeout(Duration::from_secs(30))?
+                    .ok_or_else(|| format!("the tail waited 30 s for record {i}"))?;
+                let sent = r
+                    .payload
+                    .first_chunk::<8>()
+                    .ok_or_else(|| format!("record {i} is shorter than its 8-byte timestamp"))?;
+                lat.push(nanos(origin.elapsed()).saturating_sub(u64::from_le_bytes(*sent)));
+            }
+            writer.join().map_err(|_| "the appending thread panicked")??;
+            Ok(lat)
+        })?;
+        drop(tail);
+        log.close_blocking()?;
         lat.sort_unstable();
-        let at = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
-        let mut r = row("append_to_tail_wakeup", 8, 0.0, 0.0, None, None);
-        r.strategy = Some("Sync".into());
-        r.p50_us = Some(at(0.5));
-        r.p99_us = Some(at(0.99));
-        out.push(r);
+        out.push(
+            BenchResult::new("append_to_tail_wakeup", 8, 0.0, 0.0)
+                .strategy("Sync")
+                .latency(percentile_us(&lat, 0.50), percentile_us(&lat, 0.99)),
+        );
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    out
+    scratch::remove_dir(&dir)?;
+    Ok(out)
 }

@@ -5,8 +5,8 @@
 //! | `test` | installs missing system prerequisites, then runs every test of the workspace |
 //! | `lint` | `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings` |
 //! | `ci` | `lint`, then `test`: what `.ci/run` does |
-//! | `bench [--quick] [--json PATH]` | the main benchmark job (release build of `aof-bench`) |
-//! | `compare [--quick] [--json PATH] [--sizes N,...] [--batch N]` | the MDBX-vs-SQLite index suite (`aof-compare` binary of `aof-bench`); `--json out.json` also writes the chart `out.svg` |
+//! | `bench [--quick] [--json PATH] [--only engine\|open\|reads\|record]` | installs missing system prerequisites, then the main benchmark job (release build of `aof-bench`) |
+//! | `compare [--quick] [--json PATH] [--sizes N,...] [--batch N]` | installs missing system prerequisites, then the MDBX-vs-SQLite index suite (`aof-compare` binary of `aof-bench`); `--json out.json` also writes the chart `out.svg` |
 //! | `prereqs` | only installs the system prerequisites |
 //!
 //! Dependency-free on purpose: it builds in a second and never waits for the
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         "test" => prereqs().and_then(|()| test(rest)),
         "lint" => prereqs().and_then(|()| lint()),
         "ci" => prereqs().and_then(|()| lint()).and_then(|()| test(rest)),
-        "bench" => bench(rest),
+        "bench" => prereqs().and_then(|()| bench(rest)),
         "compare" => prereqs().and_then(|()| compare(rest)),
         other => Err(format!(
             "unknown command {other:?}; try test, lint, ci, bench, compare or prereqs"
@@ -168,22 +168,22 @@ fn lint() -> Result<(), String> {
 }
 
 fn bench(extra: &[String]) -> Result<(), String> {
-    let mut cmd = cargo();
-    cmd.args([
-        "run",
-        "--quiet",
-        "--release",
-        "--package",
-        "aof-bench",
-        "--bin",
-        "aof-bench",
-        "--",
-    ])
-    .args(extra);
-    run(cmd)
+    run_bench_binary("aof-bench", extra)
 }
 
 fn compare(extra: &[String]) -> Result<(), String> {
+    run_bench_binary("aof-compare", extra)
+}
+
+/// Builds (cargo's progress lines on standard error) and runs a binary of
+/// `aof-bench` in release mode; the binary announces each case on standard error.
+fn run_bench_binary(bin: &str, extra: &[String]) -> Result<(), String> {
+    eprintln!(
+        "xtask: building {bin} in release mode (the first build compiles SQLite and libmdbx: minutes), then running it"
+    );
+    let mut build = cargo();
+    build.args(["build", "--release", "--package", "aof-bench", "--bin", bin]);
+    run(build)?;
     let mut cmd = cargo();
     cmd.args([
         "run",
@@ -192,7 +192,7 @@ fn compare(extra: &[String]) -> Result<(), String> {
         "--package",
         "aof-bench",
         "--bin",
-        "aof-compare",
+        bin,
         "--",
     ])
     .args(extra);

@@ -10,11 +10,14 @@
 //! `--json out.json` it also writes `out.json` and the chart `out.svg`.
 //! Database files go to `$AOF_COMPARE_DIR` (default
 //! `target/compare-scratch` of the workspace, on the disk under test) and
-//! are removed afterwards. `AOF_COMPARE_DEBUG=1` prints every round's rates
-//! on standard error.
+//! are removed afterwards. Each case is announced on standard error as it
+//! starts; `AOF_COMPARE_DEBUG=1` also prints every round's rates. Any error
+//! fails the run with exit status 1.
 
 use aof_bench::compare::{self, CompareConfig};
-use std::path::PathBuf;
+use aof_bench::{Res, scratch};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: aof-compare [--quick] [--json PATH] [--sizes N,N,...] [--batch N]\n\
@@ -80,11 +83,10 @@ fn main() -> ExitCode {
     config.batch = batch;
     let started = std::time::Instant::now();
     let results = compare::run(&config);
-    let _ = std::fs::remove_dir_all(&scratch);
-    let _ = std::fs::remove_dir(&root); // only if no other run is using it
-    let results = match results {
-        Ok(r) => r,
-        Err(e) => {
+    let cleaned = clean_up(&scratch, &root);
+    let results = match (results, cleaned) {
+        (Ok(r), Ok(())) => r,
+        (Err(e), _) | (Ok(_), Err(e)) => {
             eprintln!("aof-compare: {e}");
             return ExitCode::FAILURE;
         }
@@ -94,8 +96,11 @@ fn main() -> ExitCode {
     println!("{}", compare::versus_table(&results));
     println!("took {:.0} s", started.elapsed().as_secs_f64());
     if let Some(path) = json {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(parent);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && let Err(e) = std::fs::create_dir_all(parent)
+        {
+            eprintln!("aof-compare: cannot create {}: {e}", parent.display());
+            return ExitCode::FAILURE;
         }
         if let Err(e) = compare::write_json(&path, &results) {
             eprintln!("aof-compare: cannot write {}: {e}", path.display());
@@ -113,4 +118,16 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Removes this run's scratch directory, then `root` if no other run is
+/// using it (it is not empty then, which is not an error).
+fn clean_up(run_dir: &Path, root: &Path) -> Res<()> {
+    scratch::remove_dir(run_dir).map_err(|e| format!("cannot remove {}: {e}", run_dir.display()))?;
+    match std::fs::remove_dir(root) {
+        Err(e) if e.kind() != ErrorKind::NotFound && e.kind() != ErrorKind::DirectoryNotEmpty => {
+            Err(format!("cannot remove {}: {e}", root.display()).into())
+        }
+        _ => Ok(()),
+    }
 }

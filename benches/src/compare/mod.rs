@@ -20,21 +20,24 @@
 //!
 //! Subject and baseline run in alternating rounds; rates are medians over
 //! rounds, the ratio is the median of per-round ratios, and p50/p99 come
-//! from the latency of every call (see [`measure`]). The raw baselines are
-//! described in [`raw_sqlite`] and [`raw_mdbx`].
+//! from the latency of every call (see [`measure`], shared with
+//! `aof-bench`). The raw baselines are described in [`raw_sqlite`] and
+//! [`raw_mdbx`]. Tables and JSON are in [`report`], the SVG chart in [`chart`].
 
+pub mod chart;
 pub mod data;
-pub mod measure;
 pub mod raw_mdbx;
 pub mod raw_sqlite;
 pub mod report;
 
-use crate::progress;
+pub use crate::{Res, measure};
+
+use crate::progress::Progress;
+use crate::scratch;
 use aof_index_mdbx::MdbxSegmentIndex;
 use aof_index_sqlite::{Maintenance, SqliteSegmentIndex};
 use aof_record::SegmentIndex;
 use data::{ARCHIVE_COUNT, Cycle, Dataset, SPAN};
-use indicatif::ProgressBar;
 use measure::{Limits, Pair, Round, Sampler, Side, alternate, concurrent, timed, until_stopped};
 use raw_mdbx::{Encoded, RawMdbx};
 use raw_sqlite::RawSqlite;
@@ -46,10 +49,8 @@ use std::sync::Barrier;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-pub use report::{svg, table, versus, versus_table, write_json, write_svg};
-
-/// Result of the suite's fallible steps.
-pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub use chart::{svg, write_svg};
+pub use report::{table, versus, versus_table, write_json};
 
 /// Where the "claimed" figures come from; printed above the table and
 /// written into the JSON.
@@ -123,7 +124,7 @@ impl CompareConfig {
         }
     }
 
-    /// Steps the progress bar will count.
+    /// Cases the progress will count.
     #[must_use]
     pub fn steps(&self) -> u64 {
         (self.sizes.len() * 2 * (8 + self.readers.len())) as u64
@@ -227,11 +228,11 @@ impl CompareResult {
     fn with_sides(mut self, subject: Side, baseline: Side, ratio: f64, range: (f64, f64)) -> Self {
         self.ratio_range = Some(range);
         self.ops_per_sec = Some(subject.rate);
-        self.p50_us = Some(subject.p50_us);
-        self.p99_us = Some(subject.p99_us);
+        self.p50_us = subject.p50_us;
+        self.p99_us = subject.p99_us;
         self.baseline_ops_per_sec = Some(baseline.rate);
-        self.baseline_p50_us = Some(baseline.p50_us);
-        self.baseline_p99_us = Some(baseline.p99_us);
+        self.baseline_p50_us = baseline.p50_us;
+        self.baseline_p99_us = baseline.p99_us;
         self.ratio_to_baseline = Some(ratio);
         self.judge()
     }
@@ -348,30 +349,32 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Removes a database file and the files its engine keeps beside it.
-fn remove_db(path: &Path) {
+fn remove_db(path: &Path) -> Res<()> {
     for suffix in ["", "-wal", "-shm", "-lck"] {
-        let _ = std::fs::remove_file(with_suffix(path, suffix));
+        scratch::remove_file(&with_suffix(path, suffix))?;
     }
+    Ok(())
 }
 
-fn bytes_of(files: &[PathBuf]) -> u64 {
-    files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum()
+/// Bytes on disk of `files`; a file that does not exist counts 0.
+fn bytes_of(files: &[PathBuf]) -> Res<u64> {
+    let mut sum = 0;
+    for f in files {
+        sum += scratch::file_len(f)?;
+    }
+    Ok(sum)
 }
 
-/// Runs the whole suite, stepping a progress bar made here.
+/// Runs the whole suite, announcing each case on standard error.
 pub fn run(config: &CompareConfig) -> Res<Vec<CompareResult>> {
-    let pb = progress(config.steps());
-    let out = run_with(config, &pb);
-    pb.finish_and_clear();
+    let progress = Progress::new("aof-compare", config.steps());
+    let out = run_with(config, &progress);
+    progress.finish();
     out
 }
 
-/// Runs the whole suite, stepping `pb`.
-pub fn run_with(config: &CompareConfig, pb: &ProgressBar) -> Res<Vec<CompareResult>> {
+/// Runs the whole suite, announcing each case to `pb`.
+pub fn run_with(config: &CompareConfig, pb: &Progress) -> Res<Vec<CompareResult>> {
     std::fs::create_dir_all(&config.scratch)?;
     let mut results = Vec::new();
     for &n in &config.sizes {
@@ -394,7 +397,7 @@ pub fn run_with(config: &CompareConfig, pb: &ProgressBar) -> Res<Vec<CompareResu
             &dir,
             pb,
         )?);
-        pb.set_message(format!("mdbx {n}: encoding rows for the raw baseline"));
+        pb.note(&format!("mdbx {n}: encoding rows for the raw baseline"));
         let encoded = Encoded::build(&data, &dir.join("encode.mdbx"))?;
         results.extend(suite::<RawMdbx>(
             Backend::Mdbx,
@@ -404,7 +407,7 @@ pub fn run_with(config: &CompareConfig, pb: &ProgressBar) -> Res<Vec<CompareResu
             &dir,
             pb,
         )?);
-        let _ = std::fs::remove_dir_all(&dir);
+        scratch::remove_dir(&dir)?;
     }
     Ok(results)
 }
@@ -422,17 +425,16 @@ fn suite<B: Baseline>(
     inputs: &Inputs<'_>,
     ctx: &B::Ctx,
     dir: &Path,
-    pb: &ProgressBar,
+    pb: &Progress,
 ) -> Res<Vec<CompareResult>> {
     let data = inputs.data;
     let n = data.n;
     let name = backend.name();
     let mut out = Vec::new();
-    let step = |w: &str| pb.set_message(format!("{name} {n}: {w}"));
+    let step = |w: &str| pb.case(&format!("{name} {n}: {w}"));
     let row = |w: &str, unit: &'static str| CompareResult::measured(backend, w.to_owned(), n, unit, B::LABEL);
     let push = |out: &mut Vec<CompareResult>, w: &str, unit: &'static str, p: &Pair| {
         out.push(row(w, unit).with_sides(p.subject, p.baseline, p.ratio, p.ratio_range));
-        pb.inc(1);
     };
 
     // Bulk load, a fresh file each round; the last round's files stay for
@@ -455,7 +457,7 @@ fn suite<B: Baseline>(
                 let subject = Subject::open(backend, &path)?;
                 if let Some((old, p)) = live_s.replace((subject, path)) {
                     drop(old);
-                    remove_db(&p);
+                    remove_db(&p)?;
                 }
                 let (subject, _) = live_s.as_ref().ok_or("no subject")?;
                 s.begin();
@@ -475,7 +477,7 @@ fn suite<B: Baseline>(
                     let files = old.files();
                     drop(old);
                     if let Some(p) = files.first() {
-                        remove_db(p);
+                        remove_db(p)?;
                     }
                 }
                 let raw = live_b.insert(B::create(&path, ctx, data)?);
@@ -498,14 +500,13 @@ fn suite<B: Baseline>(
     step("file_size");
     subject.settle()?;
     raw.settle()?;
-    let (sb, rb) = (bytes_of(&subject.files(&path)), bytes_of(&raw.files()));
+    let (sb, rb) = (bytes_of(&subject.files(&path))?, bytes_of(&raw.files())?);
     let segments = data.main as f64;
     let mut r = row("file_size", "bytes/segment");
     r.bytes_per_segment = Some(sb as f64 / segments);
     r.baseline_bytes_per_segment = Some(rb as f64 / segments);
     r.ratio_to_baseline = Some(sb as f64 / rb.max(1) as f64);
     out.push(r);
-    pb.inc(1);
 
     let limits = cfg.limits();
     let mut round = 0usize;
@@ -618,7 +619,6 @@ fn suite<B: Baseline>(
         if let Some((s, b, ratio, range)) = pair.writer {
             out.push(row(&format!("{w}_writer"), "tail updates/s").with_sides(s, b, ratio, range));
         }
-        pb.inc(1);
     }
 
     step("sync");
@@ -679,9 +679,9 @@ fn suite<B: Baseline>(
     let raw_files = raw.files();
     drop(raw);
     drop(subject);
-    remove_db(&path);
+    remove_db(&path)?;
     if let Some(p) = raw_files.first() {
-        remove_db(p);
+        remove_db(p)?;
     }
     Ok(out)
 }
