@@ -123,8 +123,8 @@
 
 mod codec;
 
-use aof_record::entry::{SegmentEntry, SegmentStatus, TransitionError};
-use aof_record::index::{IndexError, IndexResult, SegmentIndex, check_neighbours};
+use aof_record::entry::{SegmentEntry, SegmentStatus};
+use aof_record::index::{IndexError, IndexResult, SegmentIndex, contract};
 use codec::{
     decode_entry, decode_id_key, decode_meta_u64, decode_status_key, decode_time_row, encode_entry, id_key,
     status_key, time_key, time_key_parts,
@@ -647,19 +647,14 @@ impl<'t, 'db> Writer<'t, 'db> {
     /// Checks and inserts a new entry, as [`SegmentIndex::add_entry`]: one
     /// seek finds the entry at or below `base_id` and a step its successor.
     fn insert(&mut self, entry: &SegmentEntry) -> IndexResult<()> {
-        entry.validate()?;
         let floor = decode_opt(self.cursor.set_upperbound(&id_key(entry.base_id)).map_err(mdbx)?)?;
-        if floor.as_ref().is_some_and(|f| f.base_id == entry.base_id) {
-            return Err(IndexError::AlreadyExists {
-                base_id: entry.base_id,
-            });
-        }
         let next = if floor.is_some() {
             self.cursor.next().map_err(mdbx)?
         } else {
             self.cursor.first().map_err(mdbx)?
         };
-        check_neighbours(entry, floor.as_ref(), decode_opt(next)?.as_ref())?;
+        let exists = floor.as_ref().is_some_and(|f| f.base_id == entry.base_id);
+        contract::check_add(entry, exists, floor.as_ref(), decode_opt(next)?.as_ref())?;
         self.store(entry, None)
     }
 
@@ -761,27 +756,12 @@ impl SegmentIndex for MdbxSegmentIndex {
     }
 
     fn update_entry(&self, entry: &SegmentEntry) -> IndexResult<()> {
-        entry.validate()?;
         self.write(|w| {
-            let Some(current) = w.get(entry.base_id)? else {
-                return Err(IndexError::NotFound {
-                    base_id: entry.base_id,
-                });
-            };
-            if !current.status.can_become(entry.status) {
-                return Err(TransitionError {
-                    base_id: entry.base_id,
-                    from: current.status,
-                    to: entry.status,
-                }
-                .into());
-            }
-            check_neighbours(
-                entry,
-                w.prev(entry.base_id)?.as_ref(),
-                w.next(entry.base_id)?.as_ref(),
-            )?;
-            w.store(entry, Some(&current))
+            let current = w.get(entry.base_id)?;
+            let prev = w.prev(entry.base_id)?;
+            let next = w.next(entry.base_id)?;
+            contract::check_update(entry, current.as_ref(), prev.as_ref(), next.as_ref())?;
+            w.store(entry, current.as_ref())
         })
     }
 
@@ -925,35 +905,20 @@ impl SegmentIndex for MdbxSegmentIndex {
 
     fn update_segment_status(&self, base_id: u64, status: SegmentStatus) -> IndexResult<()> {
         self.write(|w| {
-            let Some(current) = w.get(base_id)? else {
-                return Err(IndexError::NotFound { base_id });
-            };
-            if !current.status.can_become(status) {
-                return Err(TransitionError {
-                    base_id,
-                    from: current.status,
-                    to: status,
-                }
-                .into());
+            let current = w.get(base_id)?;
+            match contract::status_update(base_id, current.as_ref(), status)? {
+                Some(updated) => w.store(&updated, current.as_ref()),
+                None => Ok(()),
             }
-            if current.status == status {
-                return Ok(());
-            }
-            let mut updated = current.clone();
-            updated.status = status;
-            w.store(&updated, Some(&current))
         })
     }
 
     fn update_segment_tail(&self, base_id: u64, last_id: Option<u64>, size: u64) -> IndexResult<()> {
         self.write(|w| {
-            let Some(current) = w.get(base_id)? else {
-                return Err(IndexError::NotFound { base_id });
-            };
-            let mut updated = current.clone();
-            updated.set_tail(last_id, size)?;
-            check_neighbours(&updated, None, w.next(base_id)?.as_ref())?;
-            w.store(&updated, Some(&current))
+            let current = w.get(base_id)?;
+            let next = w.next(base_id)?;
+            let updated = contract::tail_update(base_id, current.as_ref(), last_id, size, next.as_ref())?;
+            w.store(&updated, current.as_ref())
         })
     }
 

@@ -16,8 +16,7 @@ use crate::error::{Failure, Res, SqliteIndexError};
 use crate::schema::{
     INSERT, INSERT_MANY, ROWS_PER_INSERT, UPDATE, cols, decode, insert_many, ord, write_entry,
 };
-use aof_record::entry::TransitionError;
-use aof_record::index::check_neighbours;
+use aof_record::index::contract;
 use aof_record::{IndexError, SegmentEntry, SegmentStatus};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::sync::Arc;
@@ -396,15 +395,11 @@ fn rewrite(conn: &Connection, e: &SegmentEntry) -> Res<()> {
     Ok(())
 }
 
-/// Adds one entry with every check, in the order the reference index uses.
+/// Adds one entry with every check of the contract.
 fn add_one(conn: &Connection, e: &SegmentEntry) -> Res<()> {
-    e.validate()?;
-    if exists(conn, e.base_id)? {
-        return Err(IndexError::AlreadyExists { base_id: e.base_id }.into());
-    }
     let prev = one(conn, PREV, ord(e.base_id))?;
     let next = one(conn, NEXT, ord(e.base_id))?;
-    check_neighbours(e, prev.as_ref(), next.as_ref())?;
+    contract::check_add(e, exists(conn, e.base_id)?, prev.as_ref(), next.as_ref())?;
     insert(conn, e)
 }
 
@@ -474,21 +469,10 @@ fn clear_batch<'a>(conn: &Connection, entries: &'a [SegmentEntry]) -> Res<Option
 }
 
 fn update_entry(conn: &Connection, e: &SegmentEntry) -> Res<()> {
-    e.validate()?;
-    let Some(current) = get(conn, e.base_id)? else {
-        return Err(IndexError::NotFound { base_id: e.base_id }.into());
-    };
-    if !current.status.can_become(e.status) {
-        return Err(TransitionError {
-            base_id: e.base_id,
-            from: current.status,
-            to: e.status,
-        }
-        .into());
-    }
+    let current = get(conn, e.base_id)?;
     let prev = one(conn, PREV, ord(e.base_id))?;
     let next = one(conn, NEXT, ord(e.base_id))?;
-    check_neighbours(e, prev.as_ref(), next.as_ref())?;
+    contract::check_update(e, current.as_ref(), prev.as_ref(), next.as_ref())?;
     rewrite(conn, e)
 }
 
@@ -502,18 +486,8 @@ fn remove_entry(conn: &Connection, base_id: u64) -> Res<Option<SegmentEntry>> {
 }
 
 fn update_status(conn: &Connection, base_id: u64, status: SegmentStatus) -> Res<()> {
-    let Some(current) = get(conn, base_id)? else {
-        return Err(IndexError::NotFound { base_id }.into());
-    };
-    if !current.status.can_become(status) {
-        return Err(TransitionError {
-            base_id,
-            from: current.status,
-            to: status,
-        }
-        .into());
-    }
-    if current.status != status {
+    let current = get(conn, base_id)?;
+    if contract::status_update(base_id, current.as_ref(), status)?.is_some() {
         let mut stmt = conn.prepare_cached("UPDATE segments SET status = ?2 WHERE base_id = ?1")?;
         stmt.execute(rusqlite::params![ord(base_id), status.as_str()])?;
     }
@@ -521,13 +495,10 @@ fn update_status(conn: &Connection, base_id: u64, status: SegmentStatus) -> Res<
 }
 
 fn update_tail(conn: &Connection, base_id: u64, last_id: Option<u64>, size: u64) -> Res<()> {
-    let Some(mut entry) = get(conn, base_id)? else {
-        return Err(IndexError::NotFound { base_id }.into());
-    };
-    entry.set_tail(last_id, size)?;
+    let current = get(conn, base_id)?;
     let next = one(conn, NEXT, ord(base_id))?;
-    check_neighbours(&entry, None, next.as_ref())?;
-    rewrite(conn, &entry)
+    let updated = contract::tail_update(base_id, current.as_ref(), last_id, size, next.as_ref())?;
+    rewrite(conn, &updated)
 }
 
 #[cfg(test)]
