@@ -12,18 +12,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-const DESIGNED_SCHEMA: &str = "
-CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE segments (
-  base_id INTEGER PRIMARY KEY, last_id INTEGER NOT NULL, record_count INTEGER NOT NULL,
-  created_at INTEGER NOT NULL, finalized_at INTEGER, archived_at INTEGER,
-  status TEXT NOT NULL, uncompressed_checksum INTEGER, compressed_checksum INTEGER,
-  original_size INTEGER NOT NULL, compressed_size INTEGER, compression_ratio REAL,
-  local_path TEXT, archive_key TEXT);
-CREATE INDEX idx_segments_last_id ON segments(last_id);
-CREATE INDEX idx_segments_status ON segments(status, base_id);
-CREATE INDEX idx_segments_finalized_at ON segments(finalized_at) WHERE finalized_at IS NOT NULL;
-";
+/// Schema version 1 as designed: a fixture apart from the code that creates
+/// it (`aof_index_sqlite::sql::SCHEMA_V1`), so a change to the on-disk
+/// schema fails here.
+const DESIGNED_SCHEMA: &str = include_str!("fixtures/schema-v1.sql");
 
 /// Runs `sqlite3 db` with `input` on stdin; returns stdout, failing on a non-zero exit.
 fn sqlite3(db: &Path, input: &str) -> String {
