@@ -3,7 +3,7 @@
 use crate::codec::{decode_id_key, decode_status_key, decode_time_row, id_key, status_key, time_key_parts};
 use crate::env::{Bytes, EnvCell, copy_env, open_env};
 use crate::error::{mdbx, open_error};
-use crate::options::MdbxOptions;
+use crate::options::MdbxIndexOptions;
 use crate::rows::{self, decode_row, indexed_entry, load, read_max_span};
 use crate::schema;
 use crate::writer::Writer;
@@ -32,7 +32,7 @@ impl std::fmt::Debug for MdbxSegmentIndex {
 
 impl MdbxSegmentIndex {
     /// Opens the index in the MDBX data file at `path`, creating it if it
-    /// does not exist, with default [`MdbxOptions`]. The file is held
+    /// does not exist, with default [`MdbxIndexOptions`]. The file is held
     /// exclusively until the index is dropped.
     ///
     /// Fails with [`IndexError::NotAnIndex`] if `path` is not an MDBX data
@@ -40,11 +40,11 @@ impl MdbxSegmentIndex {
     /// [`IndexError::UnsupportedSchemaVersion`] if it was written by a newer
     /// format; in both cases the file is not modified.
     pub fn open(path: impl AsRef<Path>) -> IndexResult<Self> {
-        Self::open_with_options(path, &MdbxOptions::default())
+        Self::open_with(path, &MdbxIndexOptions::default())
     }
 
     /// [`MdbxSegmentIndex::open`] with explicit options.
-    pub fn open_with_options(path: impl AsRef<Path>, options: &MdbxOptions) -> IndexResult<Self> {
+    pub fn open_with(path: impl AsRef<Path>, options: &MdbxIndexOptions) -> IndexResult<Self> {
         let path = path.as_ref();
         schema::check_existing(path)?;
         let env = open_env(path, options.mode()).map_err(|e| open_error(path, e))?;

@@ -118,7 +118,7 @@
 //! commits since the last `sync`, which nobody was promised. A process crash
 //! without an OS crash loses nothing (the pages are in the page cache;
 //! `tests/crash.rs` aborts a writer and reopens).
-//! [`MdbxOptions::durable_commits`] switches to `MDBX_SYNC_DURABLE`, where
+//! [`MdbxIndexOptions::durable_commits`] switches to `MDBX_SYNC_DURABLE`, where
 //! every commit is durable on its own.
 
 mod codec;
@@ -134,4 +134,4 @@ pub use aof_record::index::{IndexError, IndexResult, SegmentIndex, SegmentIndexE
 pub use codec::FORMAT_VERSION;
 pub use error::BACKEND;
 pub use index::MdbxSegmentIndex;
-pub use options::MdbxOptions;
+pub use options::MdbxIndexOptions;

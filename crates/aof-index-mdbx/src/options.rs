@@ -1,11 +1,11 @@
-//! [`MdbxOptions`]: how an index opens its environment.
+//! [`MdbxIndexOptions`]: how an index opens its environment.
 
 use libmdbx::{Mode, ReadWriteOptions, SyncMode};
 
-/// How [`MdbxSegmentIndex::open_with_options`](crate::MdbxSegmentIndex::open_with_options) opens the environment.
+/// How [`MdbxSegmentIndex::open_with`](crate::MdbxSegmentIndex::open_with) opens the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct MdbxOptions {
+pub struct MdbxIndexOptions {
     /// Fsync on every commit (`MDBX_SYNC_DURABLE`) instead of only in
     /// [`SegmentIndex::sync`](aof_record::index::SegmentIndex::sync) (`MDBX_SAFE_NOSYNC`, the default).
     pub durable_commits: bool,
@@ -14,7 +14,7 @@ pub struct MdbxOptions {
     pub max_size: usize,
 }
 
-impl Default for MdbxOptions {
+impl Default for MdbxIndexOptions {
     fn default() -> Self {
         Self {
             durable_commits: false,
@@ -23,15 +23,15 @@ impl Default for MdbxOptions {
     }
 }
 
-impl MdbxOptions {
-    /// Sets [`MdbxOptions::durable_commits`].
+impl MdbxIndexOptions {
+    /// Sets [`MdbxIndexOptions::durable_commits`].
     #[must_use]
     pub const fn durable_commits(mut self, yes: bool) -> Self {
         self.durable_commits = yes;
         self
     }
 
-    /// Sets [`MdbxOptions::max_size`].
+    /// Sets [`MdbxIndexOptions::max_size`].
     #[must_use]
     pub const fn max_size(mut self, bytes: usize) -> Self {
         self.max_size = bytes;
@@ -62,7 +62,9 @@ mod tests {
 
     #[test]
     fn options_builders() {
-        let o = MdbxOptions::default().durable_commits(true).max_size(1 << 20);
+        let o = MdbxIndexOptions::default()
+            .durable_commits(true)
+            .max_size(1 << 20);
         assert!(o.durable_commits);
         assert_eq!(o.max_size, 1 << 20);
     }
