@@ -1,14 +1,15 @@
 //! The SQLite baseline: plain rusqlite on the index's schema and file
 //! settings (WAL, `synchronous = NORMAL`, the same cache and mmap sizes),
-//! running the SQL the backend runs, without its writer thread, reader
-//! pool, checks or decoding. Created without `auto_vacuum`, as plain SQLite
-//! would be.
+//! running the SQL the backend runs (imported from
+//! [`aof_index_sqlite::sql`]), without its writer thread, reader pool, checks
+//! or decoding. Created without `auto_vacuum`, as plain SQLite would be.
 
 use super::data::{Dataset, SPAN};
 use super::measure::{Lane, Limits, Round, Sampler, concurrent, timed, until_stopped};
 use super::{Baseline, Res};
 use aof_index_sqlite::encoding::{bits, ord};
-use aof_record::SegmentEntry;
+use aof_index_sqlite::sql::{self, BY_TIME, FIND_ID, FOR_ARCHIVING, INSERT, LATEST_WITH_STATUS};
+use aof_record::{SegmentEntry, SegmentStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -16,50 +17,8 @@ use std::sync::Barrier;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-const SCHEMA: &str = "
-CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE segments (
-  base_id INTEGER PRIMARY KEY, last_id INTEGER NOT NULL, record_count INTEGER NOT NULL,
-  created_at INTEGER NOT NULL, finalized_at INTEGER, archived_at INTEGER,
-  status TEXT NOT NULL, uncompressed_checksum INTEGER, compressed_checksum INTEGER,
-  original_size INTEGER NOT NULL, compressed_size INTEGER, compression_ratio REAL,
-  local_path TEXT, archive_key TEXT);
-CREATE INDEX idx_segments_last_id ON segments(last_id);
-CREATE INDEX idx_segments_status ON segments(status, base_id);
-CREATE INDEX idx_segments_finalized_at ON segments(finalized_at) WHERE finalized_at IS NOT NULL;
-";
-
-macro_rules! cols {
-    () => {
-        "base_id, last_id, record_count, created_at, finalized_at, archived_at, status, \
-         uncompressed_checksum, compressed_checksum, original_size, compressed_size, local_path, archive_key"
-    };
-}
-
-const INSERT: &str = "INSERT INTO segments (base_id, last_id, record_count, created_at, finalized_at, \
-     archived_at, status, uncompressed_checksum, compressed_checksum, original_size, compressed_size, \
-     compression_ratio, local_path, archive_key) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
-const FIND_ID: &str = concat!(
-    "SELECT ",
-    cols!(),
-    " FROM segments WHERE base_id <= ?1 ORDER BY base_id DESC LIMIT 1"
-);
-const BY_TIME: &str = concat!(
-    "SELECT ",
-    cols!(),
-    " FROM segments WHERE created_at <= ?2 AND (finalized_at IS NULL OR finalized_at >= ?1) ORDER BY base_id"
-);
-const ACTIVE: &str = concat!(
-    "SELECT ",
-    cols!(),
-    " FROM segments WHERE status = 'Active' ORDER BY base_id DESC LIMIT 1"
-);
-const FOR_ARCHIVING: &str = concat!(
-    "SELECT ",
-    cols!(),
-    " FROM segments WHERE status = 'Finalized' ORDER BY base_id LIMIT ?1"
-);
+/// The tail update of the benchmark's writer: only the columns it changes
+/// (the index rewrites the whole row).
 const TAIL: &str =
     "UPDATE segments SET last_id = ?2, record_count = ?3, original_size = ?4 WHERE base_id = ?1";
 
@@ -117,22 +76,7 @@ fn connect(path: &Path) -> Res<Connection> {
 }
 
 fn insert_row(stmt: &mut rusqlite::CachedStatement<'_>, e: &SegmentEntry) -> Res<()> {
-    stmt.execute(params![
-        ord(e.base_id),
-        ord(e.last_id),
-        bits(e.record_count),
-        ord(e.created_at),
-        e.finalized_at.map(ord),
-        e.archived_at.map(ord),
-        e.status.as_str(),
-        e.uncompressed_checksum.map(bits),
-        e.compressed_checksum.map(bits),
-        bits(e.original_size),
-        e.compressed_size.map(bits),
-        e.compression_ratio(),
-        e.local_path.as_deref(),
-        e.archive_key.as_deref(),
-    ])?;
+    sql::execute_entry(stmt, e)?;
     Ok(())
 }
 
@@ -164,7 +108,7 @@ impl Baseline for RawSqlite {
 
     fn create(path: &Path, (): &(), _: &Dataset) -> Res<Self> {
         let conn = connect(path)?;
-        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(sql::SCHEMA_V1)?;
         Ok(Self {
             conn,
             path: path.to_owned(),
@@ -213,8 +157,8 @@ impl Baseline for RawSqlite {
         timed(limits, &mut || {
             let row = self
                 .conn
-                .prepare_cached(ACTIVE)?
-                .query_row([], raw_row)
+                .prepare_cached(LATEST_WITH_STATUS)?
+                .query_row([SegmentStatus::Active.as_str()], raw_row)
                 .optional()?;
             black_box(row.ok_or("raw: no active segment")?);
             Ok(1)

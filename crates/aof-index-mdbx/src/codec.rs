@@ -4,8 +4,33 @@
 //! layout or with bytes that do not form a valid entry is
 //! [`IndexError::CorruptEntry`], naming the field that gave it away.
 
+use crate::error::BACKEND;
 use aof_record::entry::{SegmentEntry, SegmentStatus};
 use aof_record::index::IndexError;
+
+/// Version of the environment's layout (tables, keys and entry encoding)
+/// written by this code, and the newest it opens.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// The main table: entries by base id.
+pub(crate) const ENTRIES: &str = "aof.entries";
+/// The status table: status byte and base id, empty values.
+pub(crate) const BY_STATUS: &str = "aof.by_status";
+/// The time table: end time and base id, `created_at` values.
+pub(crate) const BY_TIME: &str = "aof.by_time";
+/// The metadata table: format marker, version and `max_span`.
+pub(crate) const META: &str = "aof.meta";
+/// Every table, in the order [`Tables`](crate::env::Tables) holds them.
+pub(crate) const TABLES: [&str; 4] = [ENTRIES, BY_STATUS, BY_TIME, META];
+
+/// `aof.meta` key of the format marker, [`FORMAT_MAGIC`].
+pub(crate) const META_FORMAT: &[u8] = b"format";
+/// `aof.meta` key of the format version, u64 big-endian.
+pub(crate) const META_VERSION: &[u8] = b"version";
+/// `aof.meta` key of `max_span`, u64 big-endian.
+pub(crate) const META_MAX_SPAN: &[u8] = b"max_span";
+/// The marker that tells an aof index from another MDBX environment.
+pub(crate) const FORMAT_MAGIC: &[u8] = b"aof-segment-index";
 
 /// Version of the entry value layout written by this code.
 pub(crate) const ENTRY_LAYOUT: u8 = 1;
@@ -51,12 +76,8 @@ const fn status_byte(status: SegmentStatus) -> Option<u8> {
 /// [`status_byte`], or an error naming the status this format cannot store.
 fn status_code(status: SegmentStatus) -> Result<u8, IndexError> {
     status_byte(status).ok_or_else(|| IndexError::Backend {
-        backend: "mdbx",
-        source: format!(
-            "status {status} has no code in format version {}",
-            crate::FORMAT_VERSION
-        )
-        .into(),
+        backend: BACKEND,
+        source: format!("status {status} has no code in format version {}", FORMAT_VERSION).into(),
     })
 }
 
@@ -161,7 +182,7 @@ pub(crate) fn encode_entry(e: &SegmentEntry, out: &mut Vec<u8>) -> Result<(), In
     }
     for s in [local, archive] {
         let len = u32::try_from(s.len()).map_err(|_| IndexError::Backend {
-            backend: "mdbx",
+            backend: BACKEND,
             source: format!("segment {}: a string field is longer than 4 GiB", e.base_id).into(),
         })?;
         out.extend_from_slice(&len.to_le_bytes());

@@ -1,6 +1,6 @@
 //! The shared `SegmentIndex` conformance suite, on real MDBX files.
 
-use aof_index_mdbx::{MdbxOptions, MdbxSegmentIndex};
+use aof_index_mdbx::{MdbxIndexOptions, MdbxSegmentIndex};
 use aof_record::conformance::index;
 use aof_record::index::SegmentIndex;
 
@@ -18,11 +18,11 @@ fn passes_the_conformance_suite() {
 fn passes_the_conformance_suite_with_durable_commits() {
     let dir = tempfile::tempdir().unwrap();
     let mut n = 0;
-    let options = MdbxOptions::default().durable_commits(true);
+    let options = MdbxIndexOptions::default().durable_commits(true);
     index::run_all(&mut || {
         n += 1;
         let path = dir.path().join(format!("index-{n}.mdbx"));
-        Box::new(MdbxSegmentIndex::open_with_options(path, &options).unwrap())
+        Box::new(MdbxSegmentIndex::open_with(path, &options).unwrap())
     });
 }
 

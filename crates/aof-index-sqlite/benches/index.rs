@@ -11,29 +11,14 @@
 //! `cargo bench -p aof-index-sqlite`; compare the throughput lines of each
 //! group (the target is ≥ 0.7 × raw).
 
-use aof_index_sqlite::encoding::{bits, ord};
+use aof_index_sqlite::encoding::ord;
+use aof_index_sqlite::sql;
 use aof_index_sqlite::{SegmentIndex, SqliteSegmentIndex};
 use aof_record::SegmentEntry;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use std::hint::black_box;
 use std::path::Path;
-
-const SCHEMA: &str = "
-CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE segments (
-  base_id INTEGER PRIMARY KEY, last_id INTEGER NOT NULL, record_count INTEGER NOT NULL,
-  created_at INTEGER NOT NULL, finalized_at INTEGER, archived_at INTEGER,
-  status TEXT NOT NULL, uncompressed_checksum INTEGER, compressed_checksum INTEGER,
-  original_size INTEGER NOT NULL, compressed_size INTEGER, compression_ratio REAL,
-  local_path TEXT, archive_key TEXT);
-CREATE INDEX idx_segments_last_id ON segments(last_id);
-CREATE INDEX idx_segments_status ON segments(status, base_id);
-CREATE INDEX idx_segments_finalized_at ON segments(finalized_at) WHERE finalized_at IS NOT NULL;
-";
-
-const COLS: &str = "base_id, last_id, record_count, created_at, finalized_at, archived_at, status, \
-     uncompressed_checksum, compressed_checksum, original_size, compressed_size, local_path, archive_key";
 
 const INSERT_N: u64 = 20_000;
 const TABLE_N: u64 = 100_000;
@@ -67,32 +52,9 @@ fn raw_open(path: &Path) -> Connection {
 fn raw_insert(conn: &mut Connection, entries: &[SegmentEntry]) {
     let tx = conn.transaction().unwrap();
     {
-        let mut stmt = tx
-            .prepare_cached(
-                "INSERT INTO segments (base_id, last_id, record_count, created_at, finalized_at, archived_at, \
-                 status, uncompressed_checksum, compressed_checksum, original_size, compressed_size, \
-                 compression_ratio, local_path, archive_key) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )
-            .unwrap();
+        let mut stmt = tx.prepare_cached(sql::INSERT).unwrap();
         for e in entries {
-            stmt.execute(params![
-                ord(e.base_id),
-                ord(e.last_id),
-                bits(e.record_count),
-                ord(e.created_at),
-                e.finalized_at.map(ord),
-                e.archived_at.map(ord),
-                e.status.as_str(),
-                e.uncompressed_checksum.map(bits),
-                e.compressed_checksum.map(bits),
-                bits(e.original_size),
-                e.compressed_size.map(bits),
-                e.compression_ratio(),
-                e.local_path.as_deref(),
-                e.archive_key.as_deref(),
-            ])
-            .unwrap();
+            sql::execute_entry(&mut stmt, e).unwrap();
         }
     }
     tx.commit().unwrap();
@@ -158,7 +120,7 @@ fn batched_insert(c: &mut Criterion) {
                 n += 1;
                 let path = dir.path().join(format!("raw-{n}.db"));
                 let conn = raw_open(&path);
-                conn.execute_batch(SCHEMA).unwrap();
+                conn.execute_batch(sql::SCHEMA_V1).unwrap();
                 conn
             },
             |mut conn| {
@@ -180,7 +142,7 @@ fn batched_insert(c: &mut Criterion) {
                 conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL").unwrap();
                 drop(conn);
                 let conn = raw_open(&path);
-                conn.execute_batch(SCHEMA).unwrap();
+                conn.execute_batch(sql::SCHEMA_V1).unwrap();
                 conn
             },
             |mut conn| {
@@ -210,7 +172,7 @@ fn point_lookup(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let entries: Vec<SegmentEntry> = (0..TABLE_N).map(entry).collect();
     let mut raw = raw_open(&dir.path().join("raw.db"));
-    raw.execute_batch(SCHEMA).unwrap();
+    raw.execute_batch(sql::SCHEMA_V1).unwrap();
     raw_insert(&mut raw, &entries);
     // Both read from the database file, not from a WAL.
     raw.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
@@ -225,15 +187,13 @@ fn point_lookup(c: &mut Criterion) {
         )
         .unwrap();
     let ids = ids();
-    let floor_sql = format!("SELECT {COLS} FROM segments WHERE base_id <= ?1 ORDER BY base_id DESC LIMIT 1");
-    let pk_sql = format!("SELECT {COLS} FROM segments WHERE base_id = ?1");
 
     let mut group = c.benchmark_group("find_segment_for_id");
     group.throughput(Throughput::Elements(LOOKUPS));
     group.bench_function("raw_rusqlite", |b| {
         b.iter(|| {
             for &id in &ids {
-                let mut stmt = raw.prepare_cached(&floor_sql).unwrap();
+                let mut stmt = raw.prepare_cached(sql::FIND_ID).unwrap();
                 black_box(stmt.query_row([ord(id)], raw_row).unwrap());
             }
         });
@@ -253,7 +213,7 @@ fn point_lookup(c: &mut Criterion) {
     group.bench_function("raw_rusqlite", |b| {
         b.iter(|| {
             for &base in &bases {
-                let mut stmt = raw.prepare_cached(&pk_sql).unwrap();
+                let mut stmt = raw.prepare_cached(sql::GET).unwrap();
                 black_box(stmt.query_row([ord(base)], raw_row).unwrap());
             }
         });
@@ -286,7 +246,7 @@ fn interleaved_ratios() {
     for round in 0..25 {
         let path = dir.path().join(format!("raw-{round}.db"));
         let mut conn = raw_open(&path);
-        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(sql::SCHEMA_V1).unwrap();
         let t = Instant::now();
         raw_insert(&mut conn, &entries);
         let r = INSERT_N as f64 / t.elapsed().as_secs_f64();
@@ -296,7 +256,7 @@ fn interleaved_ratios() {
             .execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
             .unwrap();
         let mut conn = raw_open(&path);
-        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(sql::SCHEMA_V1).unwrap();
         let t = Instant::now();
         raw_insert(&mut conn, &entries);
         let rv = INSERT_N as f64 / t.elapsed().as_secs_f64();
@@ -332,7 +292,7 @@ fn interleaved_ratios() {
     );
 
     let mut conn = raw_open(&dir.path().join("raw.db"));
-    conn.execute_batch(SCHEMA).unwrap();
+    conn.execute_batch(sql::SCHEMA_V1).unwrap();
     let table: Vec<SegmentEntry> = (0..TABLE_N).map(entry).collect();
     raw_insert(&mut conn, &table);
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
@@ -347,12 +307,11 @@ fn interleaved_ratios() {
         )
         .unwrap();
     let ids = ids();
-    let sql = format!("SELECT {COLS} FROM segments WHERE base_id <= ?1 ORDER BY base_id DESC LIMIT 1");
     let (mut raw, mut ours, mut ratio) = (vec![], vec![], vec![]);
     for _ in 0..31 {
         let t = Instant::now();
         for &id in &ids {
-            let mut stmt = conn.prepare_cached(&sql).unwrap();
+            let mut stmt = conn.prepare_cached(sql::FIND_ID).unwrap();
             black_box(stmt.query_row([ord(id)], raw_row).unwrap());
         }
         let r = LOOKUPS as f64 / t.elapsed().as_secs_f64();

@@ -8,7 +8,6 @@
 //! `source.downcast_ref::<SqliteIndexError>()`.
 
 use aof_record::IndexError;
-use aof_record::entry::{InvalidEntry, TransitionError};
 use std::path::PathBuf;
 use std::sync::Arc;
 use thiserror::Error;
@@ -120,18 +119,6 @@ impl From<rusqlite::Error> for Failure {
 impl From<r2d2::Error> for Failure {
     fn from(e: r2d2::Error) -> Self {
         Self::Backend(SqliteIndexError::Pool(e))
-    }
-}
-
-impl From<InvalidEntry> for Failure {
-    fn from(e: InvalidEntry) -> Self {
-        Self::Index(e.into())
-    }
-}
-
-impl From<TransitionError> for Failure {
-    fn from(e: TransitionError) -> Self {
-        Self::Index(e.into())
     }
 }
 

@@ -56,6 +56,8 @@
 //! CREATE INDEX idx_segments_finalized_at ON segments(finalized_at) WHERE finalized_at IS NOT NULL;
 //! ```
 //!
+//! This is [`sql::SCHEMA_V1`]; [`sql`] holds every statement the index runs
+//! on `segments`, for tools that want to run the same ones.
 //! `metadata` holds `schema_version` (now `1`, see [`SCHEMA_VERSION`]),
 //! `created_by` and, once needed, `full_sync_commits` (see Durability).
 //! `status` holds the names of [`SegmentStatus`] (`'Active'`, `'Finalized'`,
@@ -129,9 +131,11 @@
 //! An empty or missing file gets the schema; an older version is migrated in
 //! one transaction.
 
+pub mod encoding;
 mod error;
 mod ops;
 mod schema;
+pub mod sql;
 mod writer;
 
 pub use aof_record::index::{IndexError, IndexResult, SegmentIndex, SegmentIndexExt};
@@ -139,19 +143,16 @@ pub use error::{BACKEND, SqliteIndexError};
 pub use ops::{
     BackupOptions, BackupProgress, Checkpoint, HealthReport, Integrity, Maintenance, MaintenanceReport,
 };
-pub use schema::{SCHEMA_VERSION, SEGMENT_COLUMNS};
+pub use schema::SCHEMA_VERSION;
+pub use sql::SEGMENT_COLUMNS;
 pub use writer::WriterStats;
 
-/// The u64 ↔ i64 encodings of the stored columns (see the crate docs).
-pub mod encoding {
-    pub use crate::schema::{bits, ord, unbits, unord};
-}
-
 use aof_record::{SegmentEntry, SegmentStatus};
+use encoding::{ord, unord};
 use error::{Failure, Res};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
-use schema::{cols, decode, ord, unord};
+use sql::decode;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use writer::{WriteOp, Writer};
@@ -288,33 +289,6 @@ impl std::fmt::Debug for SqliteSegmentIndex {
     }
 }
 
-const FIND_ID: &str = concat!(
-    "SELECT ",
-    cols!(),
-    " FROM segments WHERE base_id <= ?1 ORDER BY base_id DESC LIMIT 1"
-);
-const BY_TIME: &str = concat!(
-    "SELECT ",
-    cols!(),
-    " FROM segments WHERE created_at <= ?2 AND (finalized_at IS NULL OR finalized_at >= ?1) ORDER BY base_id"
-);
-const ALL: &str = concat!("SELECT ", cols!(), " FROM segments ORDER BY base_id");
-const BEFORE: &str = concat!(
-    "SELECT ",
-    cols!(),
-    " FROM segments WHERE base_id < ?1 AND record_count != 0 AND last_id < ?1 ORDER BY base_id"
-);
-const LATEST_WITH_STATUS: &str = concat!(
-    "SELECT ",
-    cols!(),
-    " FROM segments WHERE status = ?1 ORDER BY base_id DESC LIMIT 1"
-);
-const FOR_ARCHIVING: &str = concat!(
-    "SELECT ",
-    cols!(),
-    " FROM segments WHERE status = 'Finalized' ORDER BY base_id LIMIT ?1"
-);
-
 impl SqliteSegmentIndex {
     /// Opens the index at `path` with default options, creating it if the
     /// file is missing or empty. See the crate docs for what is refused.
@@ -397,9 +371,9 @@ impl SqliteSegmentIndex {
         Ok(f(&conn)?)
     }
 
-    fn entries(&self, sql: &str, params: impl rusqlite::Params) -> IndexResult<Vec<SegmentEntry>> {
+    fn entries(&self, query: &str, params: impl rusqlite::Params) -> IndexResult<Vec<SegmentEntry>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(sql)?;
+            let mut stmt = conn.prepare_cached(query)?;
             let mut rows = stmt.query(params)?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
@@ -409,9 +383,9 @@ impl SqliteSegmentIndex {
         })
     }
 
-    fn entry(&self, sql: &str, params: impl rusqlite::Params) -> IndexResult<Option<SegmentEntry>> {
+    fn entry(&self, query: &str, params: impl rusqlite::Params) -> IndexResult<Option<SegmentEntry>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(sql)?;
+            let mut stmt = conn.prepare_cached(query)?;
             let mut rows = stmt.query(params)?;
             match rows.next()? {
                 Some(row) => decode(row).map(Some),
@@ -450,26 +424,24 @@ impl SegmentIndex for SqliteSegmentIndex {
     }
 
     fn find_segment_for_id(&self, id: u64) -> IndexResult<Option<SegmentEntry>> {
-        Ok(self.entry(FIND_ID, [ord(id)])?.filter(|e| e.contains(id)))
+        Ok(self.entry(sql::FIND_ID, [ord(id)])?.filter(|e| e.contains(id)))
     }
 
     fn find_segments_for_timestamp(&self, start_us: u64, end_us: u64) -> IndexResult<Vec<SegmentEntry>> {
-        self.entries(BY_TIME, [ord(start_us), ord(end_us)])
+        self.entries(sql::BY_TIME, [ord(start_us), ord(end_us)])
     }
 
     fn get_all_segments(&self) -> IndexResult<Vec<SegmentEntry>> {
-        self.entries(ALL, [])
+        self.entries(sql::ALL, [])
     }
 
     fn get_segments_before(&self, id: u64) -> IndexResult<Vec<SegmentEntry>> {
-        self.entries(BEFORE, [ord(id)])
+        self.entries(sql::BEFORE, [ord(id)])
     }
 
     fn get_max_last_id(&self) -> IndexResult<Option<u64>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT last_id FROM segments WHERE record_count != 0 ORDER BY last_id DESC LIMIT 1",
-            )?;
+            let mut stmt = conn.prepare_cached(sql::MAX_LAST_ID)?;
             let mut rows = stmt.query([])?;
             match rows.next()? {
                 None => Ok(None),
@@ -486,11 +458,11 @@ impl SegmentIndex for SqliteSegmentIndex {
     }
 
     fn get_active_segment(&self) -> IndexResult<Option<SegmentEntry>> {
-        self.entry(LATEST_WITH_STATUS, [SegmentStatus::Active.as_str()])
+        self.entry(sql::LATEST_WITH_STATUS, [SegmentStatus::Active.as_str()])
     }
 
     fn get_latest_finalized_segment(&self) -> IndexResult<Option<SegmentEntry>> {
-        self.entry(LATEST_WITH_STATUS, [SegmentStatus::Finalized.as_str()])
+        self.entry(sql::LATEST_WITH_STATUS, [SegmentStatus::Finalized.as_str()])
     }
 
     fn get_segments_for_archiving(&self, count: usize) -> IndexResult<Vec<SegmentEntry>> {
@@ -499,7 +471,7 @@ impl SegmentIndex for SqliteSegmentIndex {
         }
         // A negative LIMIT means "no limit" to SQLite; clamp instead of wrapping.
         let limit = i64::try_from(count).unwrap_or(i64::MAX);
-        self.entries(FOR_ARCHIVING, [limit])
+        self.entries(sql::FOR_ARCHIVING, [limit])
     }
 
     fn update_segment_status(&self, base_id: u64, status: SegmentStatus) -> IndexResult<()> {
@@ -525,9 +497,7 @@ impl SegmentIndex for SqliteSegmentIndex {
 
     fn len(&self) -> IndexResult<usize> {
         self.read(|conn| {
-            let n: i64 = conn
-                .prepare_cached("SELECT count(*) FROM segments")?
-                .query_row([], |r| r.get(0))?;
+            let n: i64 = conn.prepare_cached(sql::COUNT)?.query_row([], |r| r.get(0))?;
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
     }

@@ -1,10 +1,10 @@
-//! The on-disk schema, the u64 encoding, row decoding, and the checks and
-//! migrations that run when a file is opened.
+//! The schema's version, and the checks and migrations that run when a file
+//! is opened.
 
 use crate::error::{Failure, Res, SqliteIndexError};
-use aof_record::{IndexError, SegmentEntry};
-use rusqlite::types::ValueRef;
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+use crate::sql::{SCHEMA_V1, SEGMENT_COLUMNS};
+use aof_record::IndexError;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -19,222 +19,11 @@ pub(crate) const VERSION_KEY: &str = "schema_version";
 /// finishing.
 pub(crate) const FULL_SYNC_KEY: &str = "full_sync_commits";
 
-/// Version 0 -> 1: the designed schema.
-const CREATE_V1: &str = "
-CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE segments (
-  base_id INTEGER PRIMARY KEY, last_id INTEGER NOT NULL, record_count INTEGER NOT NULL,
-  created_at INTEGER NOT NULL, finalized_at INTEGER, archived_at INTEGER,
-  status TEXT NOT NULL, uncompressed_checksum INTEGER, compressed_checksum INTEGER,
-  original_size INTEGER NOT NULL, compressed_size INTEGER, compression_ratio REAL,
-  local_path TEXT, archive_key TEXT);
-CREATE INDEX idx_segments_last_id ON segments(last_id);
-CREATE INDEX idx_segments_status ON segments(status, base_id);
-CREATE INDEX idx_segments_finalized_at ON segments(finalized_at) WHERE finalized_at IS NOT NULL;
-";
-
 /// `MIGRATIONS[v]` takes a database from version `v` to `v + 1`. Each runs
 /// inside the transaction that also records the new version.
-const MIGRATIONS: &[&str] = &[CREATE_V1];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1];
 
 const _: () = assert!(MIGRATIONS.len() as u64 == SCHEMA_VERSION);
-
-/// The columns of `segments`, in table order.
-pub const SEGMENT_COLUMNS: [&str; 14] = [
-    "base_id",
-    "last_id",
-    "record_count",
-    "created_at",
-    "finalized_at",
-    "archived_at",
-    "status",
-    "uncompressed_checksum",
-    "compressed_checksum",
-    "original_size",
-    "compressed_size",
-    "compression_ratio",
-    "local_path",
-    "archive_key",
-];
-
-/// The columns every entry query selects, in the order [`decode`] reads
-/// them (all but `compression_ratio`, which is derived), as a literal for `concat!`.
-macro_rules! cols {
-    () => {
-        "base_id, last_id, record_count, created_at, finalized_at, archived_at, status, \
-         uncompressed_checksum, compressed_checksum, original_size, compressed_size, local_path, archive_key"
-    };
-}
-pub(crate) use cols;
-
-/// Writes every column of one entry; `?1` is `base_id`.
-pub(crate) const INSERT: &str = "INSERT INTO segments (base_id, last_id, record_count, created_at, \
-     finalized_at, archived_at, status, uncompressed_checksum, compressed_checksum, original_size, \
-     compressed_size, compression_ratio, local_path, archive_key) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
-
-/// Rewrites every column of one entry, with the parameters of [`INSERT`].
-pub(crate) const UPDATE: &str = "UPDATE segments SET last_id = ?2, record_count = ?3, created_at = ?4, \
-     finalized_at = ?5, archived_at = ?6, status = ?7, uncompressed_checksum = ?8, \
-     compressed_checksum = ?9, original_size = ?10, compressed_size = ?11, compression_ratio = ?12, \
-     local_path = ?13, archive_key = ?14 WHERE base_id = ?1";
-
-const SIGN: u64 = 1 << 63;
-
-/// Encodes a u64 that SQL compares (ids, timestamps) so that the order of
-/// the stored i64 is the order of the u64: the sign bit is flipped.
-#[must_use]
-pub const fn ord(v: u64) -> i64 {
-    (v ^ SIGN) as i64
-}
-
-/// Inverse of [`ord`].
-#[must_use]
-pub const fn unord(v: i64) -> u64 {
-    (v as u64) ^ SIGN
-}
-
-/// Encodes a u64 that SQL never orders (counts, sizes, checksums): a plain
-/// two's-complement bit cast, so values below 2^63 read as themselves.
-#[must_use]
-pub const fn bits(v: u64) -> i64 {
-    v as i64
-}
-
-/// Inverse of [`bits`].
-#[must_use]
-pub const fn unbits(v: i64) -> u64 {
-    v as u64
-}
-
-/// Rows one [`insert_many`] statement writes.
-pub(crate) const ROWS_PER_INSERT: usize = 32;
-
-/// An INSERT of [`ROWS_PER_INSERT`] rows, with the parameters of [`INSERT`]
-/// for each row in turn (`?1..?14` for the first, `?15..?28` for the next, …).
-pub(crate) static INSERT_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let row = format!("({})", vec!["?"; SEGMENT_COLUMNS.len()].join(", "));
-    format!(
-        "INSERT INTO segments ({}) VALUES {}",
-        SEGMENT_COLUMNS.join(", "),
-        vec![row; ROWS_PER_INSERT].join(", ")
-    )
-});
-
-/// Binds `e` as row `row` (0-based) of a statement whose rows each take the
-/// parameters of [`INSERT`].
-fn bind_entry(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    row: usize,
-    e: &SegmentEntry,
-) -> rusqlite::Result<()> {
-    let at = row * SEGMENT_COLUMNS.len();
-    stmt.raw_bind_parameter(at + 1, ord(e.base_id))?;
-    stmt.raw_bind_parameter(at + 2, ord(e.last_id))?;
-    stmt.raw_bind_parameter(at + 3, bits(e.record_count))?;
-    stmt.raw_bind_parameter(at + 4, ord(e.created_at))?;
-    stmt.raw_bind_parameter(at + 5, e.finalized_at.map(ord))?;
-    stmt.raw_bind_parameter(at + 6, e.archived_at.map(ord))?;
-    stmt.raw_bind_parameter(at + 7, e.status.as_str())?;
-    stmt.raw_bind_parameter(at + 8, e.uncompressed_checksum.map(bits))?;
-    stmt.raw_bind_parameter(at + 9, e.compressed_checksum.map(bits))?;
-    stmt.raw_bind_parameter(at + 10, bits(e.original_size))?;
-    stmt.raw_bind_parameter(at + 11, e.compressed_size.map(bits))?;
-    stmt.raw_bind_parameter(at + 12, e.compression_ratio())?;
-    stmt.raw_bind_parameter(at + 13, e.local_path.as_deref())?;
-    stmt.raw_bind_parameter(at + 14, e.archive_key.as_deref())
-}
-
-/// Runs an [`INSERT_MANY`] statement for exactly [`ROWS_PER_INSERT`] entries.
-pub(crate) fn insert_many(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    rows: &[&SegmentEntry],
-) -> rusqlite::Result<usize> {
-    for (row, e) in rows.iter().enumerate() {
-        bind_entry(stmt, row, e)?;
-    }
-    stmt.raw_execute()
-}
-
-/// Runs `stmt` (an [`INSERT`] or [`UPDATE`]) for `e`.
-pub(crate) fn write_entry(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    e: &SegmentEntry,
-) -> rusqlite::Result<usize> {
-    stmt.execute(rusqlite::params![
-        ord(e.base_id),
-        ord(e.last_id),
-        bits(e.record_count),
-        ord(e.created_at),
-        e.finalized_at.map(ord),
-        e.archived_at.map(ord),
-        e.status.as_str(),
-        e.uncompressed_checksum.map(bits),
-        e.compressed_checksum.map(bits),
-        bits(e.original_size),
-        e.compressed_size.map(bits),
-        e.compression_ratio(),
-        e.local_path.as_deref(),
-        e.archive_key.as_deref(),
-    ])
-}
-
-fn corrupt(base_id: u64, field: &'static str) -> Failure {
-    IndexError::CorruptEntry { base_id, field }.into()
-}
-
-fn int(row: &Row<'_>, i: usize, base_id: u64, field: &'static str) -> Res<i64> {
-    match row.get_ref(i)? {
-        ValueRef::Integer(v) => Ok(v),
-        _ => Err(corrupt(base_id, field)),
-    }
-}
-
-fn opt_int(row: &Row<'_>, i: usize, base_id: u64, field: &'static str) -> Res<Option<i64>> {
-    match row.get_ref(i)? {
-        ValueRef::Integer(v) => Ok(Some(v)),
-        ValueRef::Null => Ok(None),
-        _ => Err(corrupt(base_id, field)),
-    }
-}
-
-fn opt_text(row: &Row<'_>, i: usize, base_id: u64, field: &'static str) -> Res<Option<String>> {
-    match row.get_ref(i)? {
-        ValueRef::Text(t) => std::str::from_utf8(t)
-            .map(|s| Some(s.to_owned()))
-            .map_err(|_| corrupt(base_id, field)),
-        ValueRef::Null => Ok(None),
-        _ => Err(corrupt(base_id, field)),
-    }
-}
-
-/// Reads one entry selected with `cols!()`. Anything that is not what this
-/// code writes is a `CorruptEntry`, never a panic.
-pub(crate) fn decode(row: &Row<'_>) -> Res<SegmentEntry> {
-    let base_id = unord(int(row, 0, 0, "base_id")?);
-    let status = match row.get_ref(6)? {
-        ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(|s| s.parse().ok()),
-        _ => None,
-    }
-    .ok_or_else(|| corrupt(base_id, "status"))?;
-    let entry = SegmentEntry {
-        base_id,
-        last_id: unord(int(row, 1, base_id, "last_id")?),
-        record_count: unbits(int(row, 2, base_id, "record_count")?),
-        created_at: unord(int(row, 3, base_id, "created_at")?),
-        finalized_at: opt_int(row, 4, base_id, "finalized_at")?.map(unord),
-        archived_at: opt_int(row, 5, base_id, "archived_at")?.map(unord),
-        status,
-        uncompressed_checksum: opt_int(row, 7, base_id, "uncompressed_checksum")?.map(unbits),
-        compressed_checksum: opt_int(row, 8, base_id, "compressed_checksum")?.map(unbits),
-        original_size: unbits(int(row, 9, base_id, "original_size")?),
-        compressed_size: opt_int(row, 10, base_id, "compressed_size")?.map(unbits),
-        local_path: opt_text(row, 11, base_id, "local_path")?,
-        archive_key: opt_text(row, 12, base_id, "archive_key")?,
-    };
-    entry.validate().map_err(|_| corrupt(base_id, "record_count"))?;
-    Ok(entry)
-}
 
 /// What an existing file holds, as far as opening it is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -480,34 +269,4 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Res<()> {
     )?;
     tx.commit()?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ord_keeps_u64_order() {
-        let values = [
-            0,
-            1,
-            2,
-            1 << 62,
-            (1 << 63) - 1,
-            1 << 63,
-            (1 << 63) + 1,
-            u64::MAX - 1,
-            u64::MAX,
-        ];
-        for w in values.windows(2) {
-            assert!(ord(w[0]) < ord(w[1]), "{} vs {}", w[0], w[1]);
-        }
-        for v in values {
-            assert_eq!(unord(ord(v)), v);
-            assert_eq!(unbits(bits(v)), v);
-        }
-        assert_eq!(ord(0), i64::MIN);
-        assert_eq!(ord(u64::MAX), i64::MAX);
-        assert_eq!(bits(42), 42);
-    }
 }

@@ -12,12 +12,10 @@
 //! lifecycle moves, existence) runs inside that write transaction, against
 //! the rows as they are at that moment: no check can race a write.
 
+use crate::encoding::ord;
 use crate::error::{Failure, Res, SqliteIndexError};
-use crate::schema::{
-    INSERT, INSERT_MANY, ROWS_PER_INSERT, UPDATE, cols, decode, insert_many, ord, write_entry,
-};
-use aof_record::entry::TransitionError;
-use aof_record::index::check_neighbours;
+use crate::sql::{self, INSERT_MANY, ROWS_PER_INSERT, decode, execute_entry, insert_many};
+use aof_record::index::contract;
 use aof_record::{IndexError, SegmentEntry, SegmentStatus};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::sync::Arc;
@@ -349,24 +347,12 @@ fn apply(conn: &Connection, op: &WriteOp) -> Res<Option<SegmentEntry>> {
 
 /// The entry with this base id.
 pub(crate) fn get(conn: &Connection, base_id: u64) -> Res<Option<SegmentEntry>> {
-    one(conn, GET, ord(base_id))
+    one(conn, sql::GET, ord(base_id))
 }
 
-const GET: &str = concat!("SELECT ", cols!(), " FROM segments WHERE base_id = ?1");
-const PREV: &str = concat!(
-    "SELECT ",
-    cols!(),
-    " FROM segments WHERE base_id < ?1 ORDER BY base_id DESC LIMIT 1"
-);
-const NEXT: &str = concat!(
-    "SELECT ",
-    cols!(),
-    " FROM segments WHERE base_id > ?1 ORDER BY base_id ASC LIMIT 1"
-);
-
 /// The first row of a one-parameter entry query.
-pub(crate) fn one(conn: &Connection, sql: &str, param: i64) -> Res<Option<SegmentEntry>> {
-    let mut stmt = conn.prepare_cached(sql)?;
+pub(crate) fn one(conn: &Connection, query: &str, param: i64) -> Res<Option<SegmentEntry>> {
+    let mut stmt = conn.prepare_cached(query)?;
     let mut rows = stmt.query([param])?;
     match rows.next()? {
         Some(row) => decode(row).map(Some),
@@ -375,8 +361,8 @@ pub(crate) fn one(conn: &Connection, sql: &str, param: i64) -> Res<Option<Segmen
 }
 
 fn insert(conn: &Connection, e: &SegmentEntry) -> Res<()> {
-    let mut stmt = conn.prepare_cached(INSERT)?;
-    write_entry(&mut stmt, e).map_err(|err| insert_error(err, e))?;
+    let mut stmt = conn.prepare_cached(sql::INSERT)?;
+    execute_entry(&mut stmt, e).map_err(|err| insert_error(err, e))?;
     Ok(())
 }
 
@@ -391,25 +377,21 @@ fn insert_error(err: rusqlite::Error, e: &SegmentEntry) -> Failure {
 }
 
 fn rewrite(conn: &Connection, e: &SegmentEntry) -> Res<()> {
-    let mut stmt = conn.prepare_cached(UPDATE)?;
-    write_entry(&mut stmt, e)?;
+    let mut stmt = conn.prepare_cached(sql::UPDATE)?;
+    execute_entry(&mut stmt, e)?;
     Ok(())
 }
 
-/// Adds one entry with every check, in the order the reference index uses.
+/// Adds one entry with every check of the contract.
 fn add_one(conn: &Connection, e: &SegmentEntry) -> Res<()> {
-    e.validate()?;
-    if exists(conn, e.base_id)? {
-        return Err(IndexError::AlreadyExists { base_id: e.base_id }.into());
-    }
-    let prev = one(conn, PREV, ord(e.base_id))?;
-    let next = one(conn, NEXT, ord(e.base_id))?;
-    check_neighbours(e, prev.as_ref(), next.as_ref())?;
+    let prev = one(conn, sql::PREV, ord(e.base_id))?;
+    let next = one(conn, sql::NEXT, ord(e.base_id))?;
+    contract::check_add(e, exists(conn, e.base_id)?, prev.as_ref(), next.as_ref())?;
     insert(conn, e)
 }
 
 fn exists(conn: &Connection, base_id: u64) -> Res<bool> {
-    let mut stmt = conn.prepare_cached("SELECT 1 FROM segments WHERE base_id = ?1")?;
+    let mut stmt = conn.prepare_cached(sql::EXISTS)?;
     Ok(stmt.exists([ord(base_id)])?)
 }
 
@@ -429,9 +411,9 @@ fn add_entries(conn: &Connection, entries: &[SegmentEntry]) -> Res<()> {
                 insert_many(&mut many, chunk).map_err(|err| insert_error(err, chunk[0]))?;
             }
         }
-        let mut one = conn.prepare_cached(INSERT)?;
+        let mut one = conn.prepare_cached(sql::INSERT)?;
         for e in chunks.remainder() {
-            write_entry(&mut one, e).map_err(|err| insert_error(err, e))?;
+            execute_entry(&mut one, e).map_err(|err| insert_error(err, e))?;
         }
         return Ok(());
     }
@@ -459,13 +441,12 @@ fn clear_batch<'a>(conn: &Connection, entries: &'a [SegmentEntry]) -> Res<Option
         return Ok(None);
     };
     let (lo, hi) = (first.base_id, last.last_id);
-    let mut inside = conn.prepare_cached("SELECT 1 FROM segments WHERE base_id BETWEEN ?1 AND ?2")?;
+    let mut inside = conn.prepare_cached(sql::ANY_BETWEEN)?;
     if inside.exists([ord(lo), ord(hi)])? {
         return Ok(None);
     }
     // Stored entries do not overlap, so only the one just below `lo` can reach it.
-    let mut below =
-        conn.prepare_cached("SELECT last_id FROM segments WHERE base_id < ?1 ORDER BY base_id DESC LIMIT 1")?;
+    let mut below = conn.prepare_cached(sql::LAST_ID_BELOW)?;
     let reach: Option<i64> = below.query_row([ord(lo)], |r| r.get(0)).optional()?;
     if reach.is_some_and(|l| l >= ord(lo)) {
         return Ok(None);
@@ -474,21 +455,10 @@ fn clear_batch<'a>(conn: &Connection, entries: &'a [SegmentEntry]) -> Res<Option
 }
 
 fn update_entry(conn: &Connection, e: &SegmentEntry) -> Res<()> {
-    e.validate()?;
-    let Some(current) = get(conn, e.base_id)? else {
-        return Err(IndexError::NotFound { base_id: e.base_id }.into());
-    };
-    if !current.status.can_become(e.status) {
-        return Err(TransitionError {
-            base_id: e.base_id,
-            from: current.status,
-            to: e.status,
-        }
-        .into());
-    }
-    let prev = one(conn, PREV, ord(e.base_id))?;
-    let next = one(conn, NEXT, ord(e.base_id))?;
-    check_neighbours(e, prev.as_ref(), next.as_ref())?;
+    let current = get(conn, e.base_id)?;
+    let prev = one(conn, sql::PREV, ord(e.base_id))?;
+    let next = one(conn, sql::NEXT, ord(e.base_id))?;
+    contract::check_update(e, current.as_ref(), prev.as_ref(), next.as_ref())?;
     rewrite(conn, e)
 }
 
@@ -496,38 +466,25 @@ fn remove_entry(conn: &Connection, base_id: u64) -> Res<Option<SegmentEntry>> {
     let Some(entry) = get(conn, base_id)? else {
         return Ok(None);
     };
-    let mut stmt = conn.prepare_cached("DELETE FROM segments WHERE base_id = ?1")?;
+    let mut stmt = conn.prepare_cached(sql::DELETE)?;
     stmt.execute([ord(base_id)])?;
     Ok(Some(entry))
 }
 
 fn update_status(conn: &Connection, base_id: u64, status: SegmentStatus) -> Res<()> {
-    let Some(current) = get(conn, base_id)? else {
-        return Err(IndexError::NotFound { base_id }.into());
-    };
-    if !current.status.can_become(status) {
-        return Err(TransitionError {
-            base_id,
-            from: current.status,
-            to: status,
-        }
-        .into());
-    }
-    if current.status != status {
-        let mut stmt = conn.prepare_cached("UPDATE segments SET status = ?2 WHERE base_id = ?1")?;
+    let current = get(conn, base_id)?;
+    if contract::status_update(base_id, current.as_ref(), status)?.is_some() {
+        let mut stmt = conn.prepare_cached(sql::SET_STATUS)?;
         stmt.execute(rusqlite::params![ord(base_id), status.as_str()])?;
     }
     Ok(())
 }
 
 fn update_tail(conn: &Connection, base_id: u64, last_id: Option<u64>, size: u64) -> Res<()> {
-    let Some(mut entry) = get(conn, base_id)? else {
-        return Err(IndexError::NotFound { base_id }.into());
-    };
-    entry.set_tail(last_id, size)?;
-    let next = one(conn, NEXT, ord(base_id))?;
-    check_neighbours(&entry, None, next.as_ref())?;
-    rewrite(conn, &entry)
+    let current = get(conn, base_id)?;
+    let next = one(conn, sql::NEXT, ord(base_id))?;
+    let updated = contract::tail_update(base_id, current.as_ref(), last_id, size, next.as_ref())?;
+    rewrite(conn, &updated)
 }
 
 #[cfg(test)]

@@ -3,7 +3,10 @@
 //! [`SegmentIndex`] is the contract every backend implements (SQLite, MDBX and
 //! the in-memory [`MemorySegmentIndex`] here); the conformance suite in
 //! [`crate::conformance::index`] checks it. The engine holds an
-//! `Arc<dyn SegmentIndex>`: the index is off the hot append path.
+//! `Arc<dyn SegmentIndex>`: the index is off the hot append path. The checks
+//! every backend runs before a change are in [`contract`].
+
+pub mod contract;
 
 use crate::entry::{InvalidEntry, SegmentEntry, SegmentStatus, TransitionError};
 use std::collections::BTreeMap;
@@ -212,37 +215,6 @@ pub fn copy_index(from: &dyn SegmentIndex, to: &dyn SegmentIndex) -> IndexResult
     Ok(entries.len())
 }
 
-/// Checks `entry` against its would-be neighbours in a sorted map.
-///
-/// Shared by the in-memory index; backends apply the same rule with their
-/// own range queries: an entry must not share ids with its predecessor or
-/// successor. An empty entry occupies its `base_id` only.
-pub fn check_neighbours(
-    entry: &SegmentEntry,
-    prev: Option<&SegmentEntry>,
-    next: Option<&SegmentEntry>,
-) -> IndexResult<()> {
-    if let Some(p) = prev
-        && p.base_id != entry.base_id
-        && p.last_id >= entry.base_id
-    {
-        return Err(IndexError::Overlap {
-            base_id: entry.base_id,
-            other_base_id: p.base_id,
-        });
-    }
-    if let Some(n) = next
-        && n.base_id != entry.base_id
-        && entry.last_id >= n.base_id
-    {
-        return Err(IndexError::Overlap {
-            base_id: entry.base_id,
-            other_base_id: n.base_id,
-        });
-    }
-    Ok(())
-}
-
 /// An in-memory [`SegmentIndex`] over a `BTreeMap`: the reference model the
 /// persistent backends are checked against, and a test double.
 ///
@@ -285,15 +257,18 @@ impl MemorySegmentIndex {
     }
 
     fn check_insert(map: &BTreeMap<u64, SegmentEntry>, entry: &SegmentEntry) -> IndexResult<()> {
-        entry.validate()?;
-        if map.contains_key(&entry.base_id) {
-            return Err(IndexError::AlreadyExists {
-                base_id: entry.base_id,
-            });
-        }
-        let prev = map.range(..entry.base_id).next_back().map(|(_, e)| e);
-        let next = map.range(entry.base_id..).next().map(|(_, e)| e);
-        check_neighbours(entry, prev, next)
+        let (prev, next) = Self::neighbours(map, entry.base_id);
+        contract::check_add(entry, map.contains_key(&entry.base_id), prev, next)
+    }
+
+    /// The entries with the next smaller and the next greater base id.
+    fn neighbours(
+        map: &BTreeMap<u64, SegmentEntry>,
+        base_id: u64,
+    ) -> (Option<&SegmentEntry>, Option<&SegmentEntry>) {
+        let prev = map.range(..base_id).next_back().map(|(_, e)| e);
+        let next = map.range((Excluded(base_id), Unbounded)).next().map(|(_, e)| e);
+        (prev, next)
     }
 }
 
@@ -317,27 +292,9 @@ impl SegmentIndex for MemorySegmentIndex {
     }
 
     fn update_entry(&self, entry: &SegmentEntry) -> IndexResult<()> {
-        entry.validate()?;
         let mut map = self.write();
-        let Some(current) = map.get(&entry.base_id) else {
-            return Err(IndexError::NotFound {
-                base_id: entry.base_id,
-            });
-        };
-        if !current.status.can_become(entry.status) {
-            return Err(TransitionError {
-                base_id: entry.base_id,
-                from: current.status,
-                to: entry.status,
-            }
-            .into());
-        }
-        let prev = map.range(..entry.base_id).next_back().map(|(_, e)| e);
-        let next = map
-            .range((Excluded(entry.base_id), Unbounded))
-            .next()
-            .map(|(_, e)| e);
-        check_neighbours(entry, prev, next)?;
+        let (prev, next) = Self::neighbours(&map, entry.base_id);
+        contract::check_update(entry, map.get(&entry.base_id), prev, next)?;
         map.insert(entry.base_id, entry.clone());
         Ok(())
     }
@@ -422,30 +379,16 @@ impl SegmentIndex for MemorySegmentIndex {
 
     fn update_segment_status(&self, base_id: u64, status: SegmentStatus) -> IndexResult<()> {
         let mut map = self.write();
-        let Some(entry) = map.get_mut(&base_id) else {
-            return Err(IndexError::NotFound { base_id });
-        };
-        if !entry.status.can_become(status) {
-            return Err(TransitionError {
-                base_id,
-                from: entry.status,
-                to: status,
-            }
-            .into());
+        if let Some(updated) = contract::status_update(base_id, map.get(&base_id), status)? {
+            map.insert(base_id, updated);
         }
-        entry.status = status;
         Ok(())
     }
 
     fn update_segment_tail(&self, base_id: u64, last_id: Option<u64>, size: u64) -> IndexResult<()> {
         let mut map = self.write();
-        let Some(current) = map.get(&base_id) else {
-            return Err(IndexError::NotFound { base_id });
-        };
-        let mut updated = current.clone();
-        updated.set_tail(last_id, size)?;
-        let next = map.range((Excluded(base_id), Unbounded)).next().map(|(_, e)| e);
-        check_neighbours(&updated, None, next)?;
+        let (_, next) = Self::neighbours(&map, base_id);
+        let updated = contract::tail_update(base_id, map.get(&base_id), last_id, size, next)?;
         map.insert(base_id, updated);
         Ok(())
     }

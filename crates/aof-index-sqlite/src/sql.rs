@@ -1,0 +1,278 @@
+//! The SQL this index runs on the `segments` table, and how an entry is bound
+//! to it and read back.
+//!
+//! Public so that tools and baselines (the raw-SQLite benchmark, a migration
+//! script) run exactly the statements the index runs, on exactly its schema.
+//! Parameters and columns hold ids and timestamps encoded with
+//! [`encoding::ord`](crate::encoding::ord) and counts, sizes and checksums
+//! with [`encoding::bits`](crate::encoding::bits); statuses are the names of
+//! [`SegmentStatus`](aof_record::SegmentStatus).
+//!
+//! ```
+//! use aof_index_sqlite::encoding::ord;
+//! use aof_index_sqlite::sql;
+//! use aof_record::SegmentEntry;
+//!
+//! let conn = rusqlite::Connection::open_in_memory()?;
+//! conn.execute_batch(sql::SCHEMA_V1)?;
+//! let entry = SegmentEntry::new_active(100, 1_000, "00000000000000000100.seg");
+//! sql::execute_entry(&mut conn.prepare(sql::INSERT)?, &entry)?;
+//! let status: String = conn.query_row(sql::FIND_ID, [ord(150)], |r| r.get(6))?;
+//! assert_eq!(status, "Active");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::encoding::{bits, ord, unbits, unord};
+use crate::error::{Failure, Res};
+use aof_record::{IndexError, SegmentEntry};
+use rusqlite::types::ValueRef;
+use rusqlite::{Row, Statement};
+
+/// Schema version 1, created by migrating from an empty file (see the crate docs).
+pub const SCHEMA_V1: &str = "
+CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE segments (
+  base_id INTEGER PRIMARY KEY, last_id INTEGER NOT NULL, record_count INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, finalized_at INTEGER, archived_at INTEGER,
+  status TEXT NOT NULL, uncompressed_checksum INTEGER, compressed_checksum INTEGER,
+  original_size INTEGER NOT NULL, compressed_size INTEGER, compression_ratio REAL,
+  local_path TEXT, archive_key TEXT);
+CREATE INDEX idx_segments_last_id ON segments(last_id);
+CREATE INDEX idx_segments_status ON segments(status, base_id);
+CREATE INDEX idx_segments_finalized_at ON segments(finalized_at) WHERE finalized_at IS NOT NULL;
+";
+
+/// The columns of `segments`, in table order.
+pub const SEGMENT_COLUMNS: [&str; 14] = [
+    "base_id",
+    "last_id",
+    "record_count",
+    "created_at",
+    "finalized_at",
+    "archived_at",
+    "status",
+    "uncompressed_checksum",
+    "compressed_checksum",
+    "original_size",
+    "compressed_size",
+    "compression_ratio",
+    "local_path",
+    "archive_key",
+];
+
+/// [`ENTRY_COLUMNS`] as a literal, for `concat!`.
+macro_rules! cols {
+    () => {
+        "base_id, last_id, record_count, created_at, finalized_at, archived_at, status, \
+         uncompressed_checksum, compressed_checksum, original_size, compressed_size, local_path, archive_key"
+    };
+}
+
+/// The 13 columns every entry query selects, in this order: all of
+/// [`SEGMENT_COLUMNS`] but `compression_ratio`, which is derived.
+pub const ENTRY_COLUMNS: &str = cols!();
+
+/// Writes every column of one entry (`?1..?14`, the columns in table order);
+/// run it with [`execute_entry`].
+pub const INSERT: &str = "INSERT INTO segments (base_id, last_id, record_count, created_at, \
+     finalized_at, archived_at, status, uncompressed_checksum, compressed_checksum, original_size, \
+     compressed_size, compression_ratio, local_path, archive_key) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
+/// Rewrites every column of the entry whose `base_id` is `?1`, with the
+/// parameters of [`INSERT`]; run it with [`execute_entry`].
+pub const UPDATE: &str = "UPDATE segments SET last_id = ?2, record_count = ?3, created_at = ?4, \
+     finalized_at = ?5, archived_at = ?6, status = ?7, uncompressed_checksum = ?8, \
+     compressed_checksum = ?9, original_size = ?10, compressed_size = ?11, compression_ratio = ?12, \
+     local_path = ?13, archive_key = ?14 WHERE base_id = ?1";
+
+/// The entry whose `base_id` is `?1` (`get_entry`).
+pub const GET: &str = concat!("SELECT ", cols!(), " FROM segments WHERE base_id = ?1");
+
+/// The entry with the greatest `base_id` below `?1`.
+pub const PREV: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM segments WHERE base_id < ?1 ORDER BY base_id DESC LIMIT 1"
+);
+
+/// The entry with the smallest `base_id` above `?1`.
+pub const NEXT: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM segments WHERE base_id > ?1 ORDER BY base_id ASC LIMIT 1"
+);
+
+/// The entry with the greatest `base_id` at or below the id `?1`; it holds
+/// the id if its `last_id` reaches it and it is not empty (`find_segment_for_id`).
+pub const FIND_ID: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM segments WHERE base_id <= ?1 ORDER BY base_id DESC LIMIT 1"
+);
+
+/// Entries whose time span overlaps `?1..=?2` (`find_segments_for_timestamp`).
+pub const BY_TIME: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM segments WHERE created_at <= ?2 AND (finalized_at IS NULL OR finalized_at >= ?1) ORDER BY base_id"
+);
+
+/// Every entry (`get_all_segments`).
+pub const ALL: &str = concat!("SELECT ", cols!(), " FROM segments ORDER BY base_id");
+
+/// Non-empty entries wholly below the id `?1` (`get_segments_before`).
+pub const BEFORE: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM segments WHERE base_id < ?1 AND record_count != 0 AND last_id < ?1 ORDER BY base_id"
+);
+
+/// The entry with the status named `?1` and the greatest `base_id`
+/// (`get_active_segment`, `get_latest_finalized_segment`).
+pub const LATEST_WITH_STATUS: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM segments WHERE status = ?1 ORDER BY base_id DESC LIMIT 1"
+);
+
+/// Up to `?1` finalized entries, smallest `base_id` first (`get_segments_for_archiving`).
+pub const FOR_ARCHIVING: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM segments WHERE status = 'Finalized' ORDER BY base_id LIMIT ?1"
+);
+
+/// The greatest `last_id` of a non-empty entry (`get_max_last_id`).
+pub const MAX_LAST_ID: &str =
+    "SELECT last_id FROM segments WHERE record_count != 0 ORDER BY last_id DESC LIMIT 1";
+
+/// Whether an entry has the `base_id` `?1`.
+pub const EXISTS: &str = "SELECT 1 FROM segments WHERE base_id = ?1";
+
+/// Whether an entry has a `base_id` in `?1..=?2`.
+pub const ANY_BETWEEN: &str = "SELECT 1 FROM segments WHERE base_id BETWEEN ?1 AND ?2";
+
+/// The `last_id` of the entry with the greatest `base_id` below `?1`.
+pub const LAST_ID_BELOW: &str =
+    "SELECT last_id FROM segments WHERE base_id < ?1 ORDER BY base_id DESC LIMIT 1";
+
+/// Sets the status of the entry whose `base_id` is `?1` to the name `?2`.
+pub const SET_STATUS: &str = "UPDATE segments SET status = ?2 WHERE base_id = ?1";
+
+/// Removes the entry whose `base_id` is `?1`.
+pub const DELETE: &str = "DELETE FROM segments WHERE base_id = ?1";
+
+/// Counts the entries (`len`).
+pub const COUNT: &str = "SELECT count(*) FROM segments";
+
+/// Runs `stmt`, an [`INSERT`] or [`UPDATE`], for `entry`; returns the rows
+/// changed. Fails with `InvalidParameterCount` on a statement that does not
+/// take exactly the 14 parameters of these two.
+pub fn execute_entry(stmt: &mut Statement<'_>, entry: &SegmentEntry) -> rusqlite::Result<usize> {
+    let n = stmt.parameter_count();
+    if n != SEGMENT_COLUMNS.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(SEGMENT_COLUMNS.len(), n));
+    }
+    bind_entry(stmt, 0, entry)?;
+    stmt.raw_execute()
+}
+
+/// Rows one [`insert_many`] statement writes.
+pub(crate) const ROWS_PER_INSERT: usize = 32;
+
+/// An INSERT of [`ROWS_PER_INSERT`] rows, with the parameters of [`INSERT`]
+/// for each row in turn (`?1..?14` for the first, `?15..?28` for the next, …).
+pub(crate) static INSERT_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let row = format!("({})", vec!["?"; SEGMENT_COLUMNS.len()].join(", "));
+    format!(
+        "INSERT INTO segments ({}) VALUES {}",
+        SEGMENT_COLUMNS.join(", "),
+        vec![row; ROWS_PER_INSERT].join(", ")
+    )
+});
+
+/// Runs an [`INSERT_MANY`] statement for exactly [`ROWS_PER_INSERT`] entries.
+pub(crate) fn insert_many(stmt: &mut Statement<'_>, rows: &[&SegmentEntry]) -> rusqlite::Result<usize> {
+    for (row, e) in rows.iter().enumerate() {
+        bind_entry(stmt, row, e)?;
+    }
+    stmt.raw_execute()
+}
+
+/// Binds `e` as row `row` (0-based) of a statement whose rows each take the
+/// parameters of [`INSERT`].
+fn bind_entry(stmt: &mut Statement<'_>, row: usize, e: &SegmentEntry) -> rusqlite::Result<()> {
+    let at = row * SEGMENT_COLUMNS.len();
+    stmt.raw_bind_parameter(at + 1, ord(e.base_id))?;
+    stmt.raw_bind_parameter(at + 2, ord(e.last_id))?;
+    stmt.raw_bind_parameter(at + 3, bits(e.record_count))?;
+    stmt.raw_bind_parameter(at + 4, ord(e.created_at))?;
+    stmt.raw_bind_parameter(at + 5, e.finalized_at.map(ord))?;
+    stmt.raw_bind_parameter(at + 6, e.archived_at.map(ord))?;
+    stmt.raw_bind_parameter(at + 7, e.status.as_str())?;
+    stmt.raw_bind_parameter(at + 8, e.uncompressed_checksum.map(bits))?;
+    stmt.raw_bind_parameter(at + 9, e.compressed_checksum.map(bits))?;
+    stmt.raw_bind_parameter(at + 10, bits(e.original_size))?;
+    stmt.raw_bind_parameter(at + 11, e.compressed_size.map(bits))?;
+    stmt.raw_bind_parameter(at + 12, e.compression_ratio())?;
+    stmt.raw_bind_parameter(at + 13, e.local_path.as_deref())?;
+    stmt.raw_bind_parameter(at + 14, e.archive_key.as_deref())
+}
+
+fn corrupt(base_id: u64, field: &'static str) -> Failure {
+    IndexError::CorruptEntry { base_id, field }.into()
+}
+
+fn int(row: &Row<'_>, i: usize, base_id: u64, field: &'static str) -> Res<i64> {
+    match row.get_ref(i)? {
+        ValueRef::Integer(v) => Ok(v),
+        _ => Err(corrupt(base_id, field)),
+    }
+}
+
+fn opt_int(row: &Row<'_>, i: usize, base_id: u64, field: &'static str) -> Res<Option<i64>> {
+    match row.get_ref(i)? {
+        ValueRef::Integer(v) => Ok(Some(v)),
+        ValueRef::Null => Ok(None),
+        _ => Err(corrupt(base_id, field)),
+    }
+}
+
+fn opt_text(row: &Row<'_>, i: usize, base_id: u64, field: &'static str) -> Res<Option<String>> {
+    match row.get_ref(i)? {
+        ValueRef::Text(t) => std::str::from_utf8(t)
+            .map(|s| Some(s.to_owned()))
+            .map_err(|_| corrupt(base_id, field)),
+        ValueRef::Null => Ok(None),
+        _ => Err(corrupt(base_id, field)),
+    }
+}
+
+/// Reads one entry selected as [`ENTRY_COLUMNS`]. Anything that is not what
+/// this code writes is a `CorruptEntry`, never a panic.
+pub(crate) fn decode(row: &Row<'_>) -> Res<SegmentEntry> {
+    let base_id = unord(int(row, 0, 0, "base_id")?);
+    let status = match row.get_ref(6)? {
+        ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(|s| s.parse().ok()),
+        _ => None,
+    }
+    .ok_or_else(|| corrupt(base_id, "status"))?;
+    let entry = SegmentEntry {
+        base_id,
+        last_id: unord(int(row, 1, base_id, "last_id")?),
+        record_count: unbits(int(row, 2, base_id, "record_count")?),
+        created_at: unord(int(row, 3, base_id, "created_at")?),
+        finalized_at: opt_int(row, 4, base_id, "finalized_at")?.map(unord),
+        archived_at: opt_int(row, 5, base_id, "archived_at")?.map(unord),
+        status,
+        uncompressed_checksum: opt_int(row, 7, base_id, "uncompressed_checksum")?.map(unbits),
+        compressed_checksum: opt_int(row, 8, base_id, "compressed_checksum")?.map(unbits),
+        original_size: unbits(int(row, 9, base_id, "original_size")?),
+        compressed_size: opt_int(row, 10, base_id, "compressed_size")?.map(unbits),
+        local_path: opt_text(row, 11, base_id, "local_path")?,
+        archive_key: opt_text(row, 12, base_id, "archive_key")?,
+    };
+    entry.validate().map_err(|_| corrupt(base_id, "record_count"))?;
+    Ok(entry)
+}
