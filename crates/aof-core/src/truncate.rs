@@ -12,7 +12,10 @@
 //! `truncate_after(id)` keeps a valid prefix of the log at every step:
 //! 1. the kept part of the segment holding `id + 1` is copied to a temp file
 //!    and synced (when that segment is finalized);
-//! 2. every later segment is removed, newest first (index entry, then file);
+//! 2. every later segment is removed, newest first (index entry, then file,
+//!    at once even when a reader is positioned in it: its ids and file name
+//!    are about to be reused; the reader's memory map outlives the name, and
+//!    the reader looks again);
 //! 3. the segment's own entry is removed, the copy renamed over its file, the
 //!    directory synced, and it re-enters the index as the active segment.
 //!
@@ -183,15 +186,28 @@ impl Shared {
             .remove_file(&w.seg.path)
             .map_err(|e| AofError::io(&w.seg.path, e))?;
         for s in later.into_iter().rev() {
-            s.doomed.store(true, Ordering::Release);
-            if s.base_id == slot.base_id {
-                s.replaced.store(true, Ordering::Release);
-            }
+            // Its records are gone: a reader pinned in it must look again
+            // (finding 1: it kept returning truncated payloads). The file
+            // goes now, not when the last pin drops: new records will reuse
+            // these ids and a new segment this base id and file name, which
+            // a deferred removal would delete. A reader's open segment is a
+            // memory map, which outlives the file's name.
+            s.replaced.store(true, Ordering::Release);
             self.index.remove_entry(s.base_id)?;
             self.index.sync()?;
+            if s.base_id != slot.base_id {
+                // (The segment cut at `keep_next` is renamed over below.)
+                match self.fs.remove_file(&s.path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(AofError::io(&s.path, e)),
+                }
+            }
             self.cache.doom(s);
         }
-        self.reap_doomed();
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| AofError::io(&self.dir, e))?;
         // 3. The prefix replaces the segment's file and becomes the active segment.
         let path = path_in(&self.dir, &name);
         self.fs.rename(&tmp, &path).map_err(|e| AofError::io(&path, e))?;

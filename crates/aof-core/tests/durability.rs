@@ -330,3 +330,64 @@ fn the_flusher_idles_when_poisoned_and_after_a_truncation() {
     log.truncate_after(0).unwrap();
     spin(&log, "after truncate_after");
 }
+
+/// Finding 1: `truncate_after` while a reader is pinned in a later segment.
+/// The reader kept returning the truncated payloads, and when its pin
+/// dropped, the deferred removal deleted the *new* segment file that reused
+/// the same base id and held acknowledged records.
+#[test]
+fn truncate_after_under_a_pinned_reader_loses_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = AofConfig::builder()
+        .segment_size(4096)
+        .flush_strategy(FlushStrategy::Sync)
+        .pre_allocate_enabled(false)
+        .build()
+        .unwrap();
+    let log = open(dir.path(), config);
+    let old = |i: u64| format!("old-{i:04}-{}", "o".repeat(80)).into_bytes();
+    let new = |i: u64| format!("new-{i:04}-{}", "n".repeat(80)).into_bytes();
+    for i in 0..200 {
+        log.append(&old(i)).unwrap();
+    }
+    let seg_b = log.index().find_segment_for_id(100).unwrap().unwrap();
+    assert!(seg_b.base_id > 10 && seg_b.status != aof_record::SegmentStatus::Active);
+    // A reader positioned in segment B (pinned there).
+    let mut reader = log.reader(seg_b.base_id).unwrap();
+    assert_eq!(reader.next().unwrap().unwrap().payload, old(seg_b.base_id));
+    // Cut back into the first segment, then write new records past B's ids,
+    // so a new segment file with B's base id is created and sealed.
+    log.truncate_after(5).unwrap();
+    for i in 6..200 {
+        assert_eq!(log.append(&new(i)).unwrap(), i);
+    }
+    // The reader never returns a truncated payload.
+    let mut seen = 0;
+    for r in reader.by_ref().take(20) {
+        let r = r.unwrap();
+        assert_eq!(r.payload, new(r.id), "record {} after the truncation", r.id);
+        seen += 1;
+    }
+    assert_eq!(seen, 20, "the reader goes on with the new records");
+    drop(reader);
+    log.run_retention().unwrap();
+    for i in 6..200 {
+        assert_eq!(
+            log.read(i).unwrap().as_deref(),
+            Some(&new(i)[..]),
+            "acknowledged record {i}"
+        );
+    }
+    drop(log);
+    let log = open(
+        dir.path(),
+        AofConfig::builder().segment_size(4096).build().unwrap(),
+    );
+    for i in 6..200 {
+        assert_eq!(
+            log.read(i).unwrap().as_deref(),
+            Some(&new(i)[..]),
+            "record {i} after reopen"
+        );
+    }
+}
