@@ -188,6 +188,32 @@ impl FinalizedSegment {
                 actual: footer.base_id,
             });
         }
+        // The offset table passed its checksum, but a crafted file can still
+        // list offsets out of order: every read and truncation slices by
+        // them, so they must rise from the header to below the data end
+        // (finding 9).
+        if base_id.checked_add(footer.record_count).is_none() {
+            return Err(AofError::SegmentMismatch {
+                segment: base_id,
+                what: "record count in the footer (past the largest id)",
+                expected: u64::MAX - base_id,
+                actual: footer.record_count,
+            });
+        }
+        let mut expected_min = SEGMENT_HEADER_SIZE as u64;
+        for i in 0..footer.record_count {
+            let at = footer.offset_of(&data, i).unwrap_or(u64::MAX);
+            let first_ok = i > 0 || at == SEGMENT_HEADER_SIZE as u64;
+            if !first_ok || at < expected_min || at + RECORD_HEADER_SIZE as u64 > footer.data_end {
+                return Err(AofError::SegmentMismatch {
+                    segment: base_id,
+                    what: "offset table entry",
+                    expected: expected_min,
+                    actual: at,
+                });
+            }
+            expected_min = at + RECORD_HEADER_SIZE as u64;
+        }
         Ok(Self {
             base_id,
             data,
@@ -343,6 +369,17 @@ pub(crate) fn read_whole(fs: &dyn FileSystem, path: &Path) -> AofResult<(Arc<dyn
         .open(path, OpenMode::ReadWrite)
         .map_err(|e| AofError::io(path, e))?;
     let len = file.len().map_err(|e| AofError::io(path, e))?;
+    // No segment is larger than the largest segment size plus its offset
+    // table and footer: never read (or allocate) more on a file's say-so.
+    let limit = aof_record::config::MAX_SEGMENT_SIZE * 2;
+    if len > limit {
+        return Err(AofError::SegmentMismatch {
+            segment: 0,
+            what: "segment file size (larger than any segment)",
+            expected: limit,
+            actual: len,
+        });
+    }
     let bytes = file
         .read_vec_at(usize::try_from(len).unwrap_or(usize::MAX), 0)
         .map_err(|e| AofError::io(path, e))?;

@@ -391,3 +391,56 @@ fn truncate_after_under_a_pinned_reader_loses_nothing_new() {
         );
     }
 }
+
+/// Finding 9: a crafted finalized segment whose offset table (with a valid
+/// checksum) lists offsets out of order panicked reads and truncation by
+/// slicing out of range. It is now a typed error naming the entry.
+#[test]
+fn an_offset_table_out_of_order_is_a_typed_error() {
+    use aof_core::testing::FaultyFileSystem;
+    use aof_record::checksum::crc64_nvme;
+    use aof_record::segment::{SEGMENT_FOOTER_SIZE, SegmentFooter};
+    let fs = FaultyFileSystem::new();
+    let config = AofConfig::builder()
+        .segment_size(4096)
+        .flush_strategy(FlushStrategy::Sync)
+        .pre_allocate_enabled(false)
+        .build()
+        .unwrap();
+    {
+        let log = open_faulty(&fs, config.clone());
+        for i in 0..100u64 {
+            log.append(&[i as u8; 60]).unwrap();
+        }
+        log.close_blocking().unwrap();
+    }
+    let path = Path::new("/log/00000000000000000000.seg");
+    let mut bytes = fs.read_file(path).unwrap();
+    let footer = SegmentFooter::decode(&bytes).unwrap();
+    let table = footer.data_end as usize;
+    // Swap the second and third offsets, and re-seal the table's checksum.
+    let (a, b) = (table + 4, table + 8);
+    for k in 0..4 {
+        bytes.swap(a + k, b + k);
+    }
+    let table_end = bytes.len() - SEGMENT_FOOTER_SIZE;
+    let crc = crc64_nvme(&bytes[table..table_end]);
+    let forged = SegmentFooter {
+        table_crc: crc,
+        ..footer
+    };
+    bytes[table_end..].copy_from_slice(&forged.encode());
+    assert!(
+        SegmentFooter::decode(&bytes).is_ok(),
+        "the forgery passes the footer's own checks"
+    );
+    fs.write_file(path, bytes);
+    let log = open_faulty(&fs, config);
+    for id in 0..3 {
+        match log.read(id) {
+            Err(aof_core::AofError::SegmentMismatch { what, .. }) => assert_eq!(what, "offset table entry"),
+            other => panic!("read {id}: expected a typed error, got {other:?}"),
+        }
+    }
+    assert!(log.truncate_after(1).is_err());
+}
