@@ -24,7 +24,7 @@ use crate::locks::lock;
 use crate::metrics::{Counters, EngineMetrics};
 use crate::options::AofOptions;
 use crate::reader::{Reader, Tail};
-use crate::recovery::recover;
+use crate::recovery::{Repair, recover};
 use crate::shared::{Shared, Wake};
 use crate::verify::{VerifyReport, verify};
 use aof_flush::{FlushController, FlushControllerMetrics, FlushKind};
@@ -77,9 +77,54 @@ impl Aof {
         options: AofOptions,
         index: Arc<dyn SegmentIndex>,
     ) -> AofResult<Self> {
-        let dir = dir.as_ref().to_owned();
+        Self::open_inner(dir.as_ref(), options, index, false)
+    }
+
+    /// Opens the log in `dir` read-only: takes no lock (so it works beside
+    /// a writer in another process), never writes a byte, and sees the log
+    /// as it is on disk, validated as recovery would. A torn tail is not
+    /// cut, only left unread, and [`Aof::repairs`] lists what a writable
+    /// open would change. `index` must be the caller's private copy of the
+    /// log's index (recovery may complete it in memory); every write fails
+    /// with [`AofError::ReadOnly`]. What it sees is fixed at open.
+    pub fn open_read_only(
+        dir: impl AsRef<Path>,
+        options: AofOptions,
+        index: Arc<dyn SegmentIndex>,
+    ) -> AofResult<Self> {
+        Self::open_inner(dir.as_ref(), options, index, true)
+    }
+
+    fn open_inner(
+        dir: &Path,
+        options: AofOptions,
+        index: Arc<dyn SegmentIndex>,
+        read_only: bool,
+    ) -> AofResult<Self> {
+        let dir = dir.to_owned();
         options.config.validate()?;
         let fs = options.fs.clone();
+        if read_only {
+            if !fs
+                .exists(&dir.join(crate::layout::MANIFEST_FILE))
+                .unwrap_or(false)
+                && fs.list(&dir).map_err(|e| AofError::io(&dir, e))?.is_empty()
+            {
+                return Err(AofError::NotALog {
+                    path: dir,
+                    reason: "it holds no log files",
+                });
+            }
+            let recovered = recover(&dir, &options, index.as_ref(), true)?;
+            return Ok(Self::assemble(
+                dir,
+                options,
+                index,
+                recovered,
+                Box::new(NoLock),
+                true,
+            ));
+        }
         fs.create_dir_all(&dir).map_err(|e| AofError::io(&dir, e))?;
         sync_ancestors(fs.as_ref(), &dir)?;
         let lock_path = dir.join(LOCK_FILE);
@@ -90,7 +135,21 @@ impl Aof {
                 AofError::io(&lock_path, e)
             }
         })?;
-        let recovered = recover(&dir, &options, index.as_ref())?;
+        let recovered = recover(&dir, &options, index.as_ref(), false)?;
+        let mut aof = Self::assemble(dir, options, index, recovered, lock, false);
+        aof.threads = background::start(&aof.shared)?;
+        Ok(aof)
+    }
+
+    fn assemble(
+        dir: std::path::PathBuf,
+        options: AofOptions,
+        index: Arc<dyn SegmentIndex>,
+        recovered: crate::recovery::Recovered,
+        lock: Box<dyn crate::fs::LockGuard>,
+        read_only: bool,
+    ) -> Self {
+        let fs = options.fs.clone();
         let flush = FlushController::with_clock(options.config.flush_strategy(), options.clock.clone());
         let next_id = recovered.writer.next_id;
         let cache = SegmentCache::new(recovered.finalized, options.config.segment_cache_size());
@@ -109,6 +168,8 @@ impl Aof {
             first_id: AtomicU64::new(first_id),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            read_only,
+            repairs: recovered.repairs,
             manifest: recovered.manifest,
             cache,
             readers: AtomicUsize::new(0),
@@ -120,8 +181,23 @@ impl Aof {
         });
         Counters::add(&shared.counters.torn_tails_cut, recovered.torn_tails_cut);
         Counters::add(&shared.counters.segments_created, recovered.segments_created);
-        let threads = background::start(&shared)?;
-        Ok(Self { shared, threads })
+        Self {
+            shared,
+            threads: Vec::new(),
+        }
+    }
+
+    /// What recovery changed when the log was opened; opened read-only,
+    /// what it would change.
+    #[must_use]
+    pub fn repairs(&self) -> &[Repair] {
+        &self.shared.repairs
+    }
+
+    /// Whether the log was opened read-only.
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        self.shared.read_only
     }
 
     /// Appends one record and returns its id.
@@ -341,6 +417,9 @@ impl Aof {
             return Ok(());
         }
         background::stop(shared, &mut self.threads);
+        if shared.read_only {
+            return Ok(());
+        }
         let result = (|| {
             if shared.is_poisoned() {
                 return Err(AofError::Poisoned);
@@ -377,6 +456,12 @@ fn sync_ancestors(fs: &dyn FileSystem, dir: &Path) -> AofResult<()> {
     }
     Ok(())
 }
+
+/// The lock a read-only handle does not take.
+#[derive(Debug)]
+struct NoLock;
+
+impl crate::fs::LockGuard for NoLock {}
 
 impl Drop for Aof {
     fn drop(&mut self) {

@@ -279,3 +279,38 @@ impl FileHandle for LocalFile {
         Ok(Some(Bytes::from_owner(map)))
     }
 }
+
+/// A file that is not there: empty, and every write fails. Stands in for
+/// the next segment of a log opened read-only.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NoFile;
+
+impl FileHandle for NoFile {
+    fn read_at(&self, _buf: &mut [u8], _offset: u64) -> io::Result<usize> {
+        Ok(0)
+    }
+
+    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
+        Err(io::ErrorKind::ReadOnlyFilesystem.into())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(0)
+    }
+
+    fn set_len(&self, _len: u64) -> io::Result<()> {
+        Err(io::ErrorKind::ReadOnlyFilesystem.into())
+    }
+
+    fn map(&self) -> io::Result<Bytes> {
+        Ok(Bytes::new())
+    }
+}

@@ -63,6 +63,6 @@ pub use fs::{FileHandle, FileSystem, LocalFileSystem, OpenMode};
 pub use metrics::{EngineMetrics, PerformanceMetrics};
 pub use options::{AofOptions, SystemTime, TimeSource};
 pub use reader::{Reader, Record, Tail};
-pub use recovery::{entries_from_files, rebuild_index};
+pub use recovery::{Repair, entries_from_files, rebuild_index};
 pub use segment::FinalizedSegment;
 pub use verify::VerifyReport;

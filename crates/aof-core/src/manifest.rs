@@ -19,7 +19,7 @@
 //! they are intact; only damage among them is cut rather than reported.
 //! Each write is one slot of 64 bytes and one fdatasync of a small file.
 
-use crate::fs::{FileHandle, FileHandleExt, FileSystem, OpenMode};
+use crate::fs::{FileHandle, FileHandleExt, FileSystem, NoFile, OpenMode};
 use crate::layout::{MANIFEST_FILE, MANIFEST_TEMP_FILE, path_in};
 use crate::locks::lock;
 use aof_record::manifest::{LogId, MANIFEST_SLOT_SIZE, MANIFEST_SLOT_STRIDE, ManifestSlot};
@@ -60,14 +60,7 @@ impl Manifest {
             let file = fs
                 .open(&path, OpenMode::ReadWrite)
                 .map_err(|e| AofError::io(&path, e))?;
-            let len = file.len().map_err(|e| AofError::io(&path, e))?;
-            // Two slots at most: never read more than the format's size.
-            let want = len.min(MANIFEST_SLOT_STRIDE + MANIFEST_SLOT_SIZE as u64) as usize;
-            let bytes = file.read_vec_at(want, 0).map_err(|e| AofError::io(&path, e))?;
-            let current = ManifestSlot::current(&bytes).map_err(|source| AofError::InvalidManifest {
-                path: path.clone(),
-                source,
-            })?;
+            let current = Self::read_current(&path, file.as_ref())?;
             return Ok(Opened {
                 recovery_next: Some(current.recovery_next),
                 manifest: Self::with(path, file, current),
@@ -89,6 +82,38 @@ impl Manifest {
         Ok(Opened {
             manifest: Self::with(path, file, current),
             recovery_next: None,
+        })
+    }
+
+    /// Reads the manifest of the log in `dir` without creating or changing
+    /// anything; a log without one gets a detached manifest with an unknown
+    /// recovery point. The result refuses to be written.
+    pub(crate) fn inspect(fs: &dyn FileSystem, dir: &Path) -> AofResult<Opened> {
+        let path = path_in(dir, MANIFEST_FILE);
+        if !fs.exists(&path).map_err(|e| AofError::io(&path, e))? {
+            return Ok(Opened {
+                manifest: Self::with(path, Arc::new(NoFile), ManifestSlot::new(LogId(0), 0)),
+                recovery_next: None,
+            });
+        }
+        let file = fs
+            .open(&path, OpenMode::Read)
+            .map_err(|e| AofError::io(&path, e))?;
+        let current = Self::read_current(&path, file.as_ref())?;
+        Ok(Opened {
+            recovery_next: Some(current.recovery_next),
+            manifest: Self::with(path, Arc::new(NoFile), current),
+        })
+    }
+
+    fn read_current(path: &Path, file: &dyn FileHandle) -> AofResult<ManifestSlot> {
+        let len = file.len().map_err(|e| AofError::io(path, e))?;
+        // Two slots at most: never read more than the format's size.
+        let want = len.min(MANIFEST_SLOT_STRIDE + MANIFEST_SLOT_SIZE as u64) as usize;
+        let bytes = file.read_vec_at(want, 0).map_err(|e| AofError::io(path, e))?;
+        ManifestSlot::current(&bytes).map_err(|source| AofError::InvalidManifest {
+            path: path.to_owned(),
+            source,
         })
     }
 

@@ -32,7 +32,7 @@ use crate::layout::{
 use crate::manifest::Manifest;
 use crate::options::AofOptions;
 use crate::segment::{FinalizedSegment, read_whole, scan_records};
-use crate::writer::{NewFile, Writer, create_active, recovered_segment};
+use crate::writer::{ActiveSegment, NewFile, Writer, create_active, recovered_segment};
 use aof_record::segment::{SegmentFooter, SegmentHeader};
 use aof_record::{AofError, AofResult, SegmentEntry, SegmentIndex, SegmentStatus};
 use bytes::Bytes;
@@ -43,21 +43,145 @@ use std::path::Path;
 /// the log, and the finalized segments with a local file.
 pub(crate) struct Recovered {
     pub(crate) manifest: Manifest,
+    /// What recovery did (or, read-only, would do) to the log.
+    pub(crate) repairs: Vec<Repair>,
     pub(crate) writer: Writer,
     pub(crate) finalized: Vec<SegmentSlot>,
     pub(crate) torn_tails_cut: u64,
     pub(crate) segments_created: u64,
 }
 
-pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex) -> AofResult<Recovered> {
+/// A change recovery makes to a log (or, opened read-only, would make).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Repair {
+    /// Create the manifest (a new log, or one written before manifests).
+    CreateManifest,
+    /// Remove a temp file left by a crash before its rename.
+    RemoveTempFile {
+        /// Its name.
+        name: String,
+    },
+    /// Rebuild an empty index by scanning the segment files.
+    RebuildIndex {
+        /// Segment files scanned.
+        files: u64,
+    },
+    /// Delete a segment file whose removal the index committed.
+    RemoveUnindexedSegment {
+        /// Its name.
+        name: String,
+    },
+    /// Record in the index a segment sealed before a crash.
+    CompleteFinalization {
+        /// Its base id.
+        segment: u64,
+    },
+    /// Add to the index a segment file created before a crash.
+    AdoptSegment {
+        /// Its base id.
+        segment: u64,
+    },
+    /// Move a segment file recovery will not use into `lost+found/`.
+    QuarantineSegment {
+        /// Its name.
+        name: String,
+    },
+    /// Cut a torn tail from the active segment (saved beside it).
+    CutTornTail {
+        /// The segment.
+        segment: u64,
+        /// Where the valid records end.
+        offset: u64,
+        /// Bytes cut.
+        bytes: u64,
+    },
+    /// Sync the active segment's data before publishing it as durable.
+    SyncActiveSegment {
+        /// Its base id.
+        segment: u64,
+    },
+    /// Create the active segment (none exists yet).
+    CreateSegment {
+        /// Its base id.
+        segment: u64,
+    },
+}
+
+impl Repair {
+    /// Whether the change repairs damage (a torn tail, a file that does not
+    /// belong), as opposed to completing an interrupted step or starting a log.
+    #[must_use]
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            Self::CutTornTail { .. } | Self::QuarantineSegment { .. } | Self::RebuildIndex { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for Repair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::CreateManifest => write!(f, "create the manifest"),
+            Self::RemoveTempFile { name } => write!(f, "remove the temp file {name}"),
+            Self::RebuildIndex { files } => write!(f, "rebuild the empty index from {files} segment files"),
+            Self::RemoveUnindexedSegment { name } => {
+                write!(f, "delete {name}: the index committed its removal")
+            }
+            Self::CompleteFinalization { segment } => {
+                write!(f, "record segment {segment}, sealed before a crash, as finalized")
+            }
+            Self::AdoptSegment { segment } => write!(f, "add segment {segment} to the index"),
+            Self::QuarantineSegment { name } => {
+                write!(
+                    f,
+                    "move {name}, which follows the unsealed active segment, to lost+found/"
+                )
+            }
+            Self::CutTornTail {
+                segment,
+                offset,
+                bytes,
+            } => write!(
+                f,
+                "cut a torn tail of {bytes} bytes at offset {offset} of segment {segment} (saved beside it)"
+            ),
+            Self::SyncActiveSegment { segment } => write!(f, "sync segment {segment}"),
+            Self::CreateSegment { segment } => write!(f, "create segment {segment}"),
+        }
+    }
+}
+
+/// Recovers the log in `dir`. Read-only, it changes nothing on disk (the
+/// index it is given must be a private copy) and lists what it would do.
+pub(crate) fn recover(
+    dir: &Path,
+    options: &AofOptions,
+    index: &dyn SegmentIndex,
+    read_only: bool,
+) -> AofResult<Recovered> {
     let fs = options.fs.as_ref();
-    let opened = Manifest::open_or_create(fs, dir, options.time.now_us())?;
+    let mut repairs = Vec::new();
+    let opened = if read_only {
+        let opened = Manifest::inspect(fs, dir)?;
+        if opened.recovery_next.is_none() {
+            repairs.push(Repair::CreateManifest);
+        }
+        opened
+    } else {
+        Manifest::open_or_create(fs, dir, options.time.now_us())?
+    };
     let recovery_next = opened.recovery_next;
     let names = fs.list(dir).map_err(|e| AofError::io(dir, e))?;
     let mut removed = false;
     for name in names.iter().filter(|n| is_temp_name(n)) {
         // A temp file never held a durable record: records go into a
         // segment file only after its rename.
+        repairs.push(Repair::RemoveTempFile { name: name.clone() });
+        if read_only {
+            continue;
+        }
         let path = path_in(dir, name);
         log::info!("removing leftover temp file {}", path.display());
         fs.remove_file(&path).map_err(|e| AofError::io(&path, e))?;
@@ -79,11 +203,13 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
         // was renamed into place but before the index committed it, leaves
         // one segment holding no record: nothing to lose, so adopt it.
         let first_open = files.len() == 1 && recovery_next.unwrap_or(0) == 0 && {
-            let (_, data) = read_whole(fs, &path_in(dir, &files[&first]))?;
+            let (_, data) = read_whole(fs, &path_in(dir, &files[&first]), read_only)?;
             SegmentHeader::decode(&data).is_ok_and(|h| h.base_id == first)
                 && scan_records(first, &data, Some(0)).is_ok_and(|s| s.offsets.is_empty())
         };
-        if !options.rebuild_index && !first_open {
+        // Read-only, the index is a private copy: rebuilding it in memory
+        // changes nothing on disk.
+        if !options.rebuild_index && !first_open && !read_only {
             return Err(AofError::UnindexedSegments {
                 first,
                 count: files.len() as u64,
@@ -94,6 +220,11 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
             dir.display(),
             files.len()
         );
+        if !first_open {
+            repairs.push(Repair::RebuildIndex {
+                files: files.len() as u64,
+            });
+        }
         rebuild_from(fs, dir, index, recovery_next)?;
         entries = index.get_all_segments()?;
     }
@@ -102,7 +233,10 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
     // truncate_before removed from the index before a crash.
     if let Some(first) = entries.first().map(|e| e.base_id) {
         for (orphan, name) in files.range(..first) {
-            remove_orphan(fs, dir, *orphan, name)?;
+            repairs.push(Repair::RemoveUnindexedSegment { name: name.clone() });
+            if !read_only {
+                remove_orphan(fs, dir, *orphan, name)?;
+            }
         }
     }
     let mut finalized: Vec<SegmentEntry> = Vec::new();
@@ -148,7 +282,7 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
         if !files.contains_key(&base) {
             return Err(AofError::MissingSegment { segment: base, path });
         }
-        let (file, data) = read_whole(fs, &path)?;
+        let (file, data) = read_whole(fs, &path, read_only)?;
         let header = SegmentHeader::decode(&data).map_err(|source| AofError::InvalidSegmentFile {
             path: path.clone(),
             source,
@@ -165,8 +299,11 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
             // Sealed before the crash; the index commit did not happen. The
             // footer may not be synced yet: sync it before the index says so.
             let entry = entry_from_finalized(&data, &path, &name, base)?;
-            file.sync_all().map_err(|e| AofError::io(&path, e))?;
-            log::info!("completing the finalization of segment {base}");
+            repairs.push(Repair::CompleteFinalization { segment: base });
+            if !read_only {
+                file.sync_all().map_err(|e| AofError::io(&path, e))?;
+                log::info!("completing the finalization of segment {base}");
+            }
             put(index, &entry)?;
             index.sync()?;
             next_id = entry.next_id();
@@ -190,20 +327,33 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
         // index is older than the log. Nothing proves which, so they are
         // kept aside, not deleted.
         for (_, orphan_name) in files.range(base + 1..) {
-            quarantine(fs, dir, orphan_name, "it follows the unsealed active segment")?;
+            repairs.push(Repair::QuarantineSegment {
+                name: orphan_name.clone(),
+            });
+            if !read_only {
+                quarantine(fs, dir, orphan_name, "it follows the unsealed active segment")?;
+            }
         }
         if let Some((start, end)) = scan.torn {
-            cut_torn_tail(
-                fs,
-                dir,
-                &name,
-                file.as_ref(),
-                &data[start as usize..end as usize],
-                start,
-            )?;
+            repairs.push(Repair::CutTornTail {
+                segment: base,
+                offset: start,
+                bytes: end - start,
+            });
+            if !read_only {
+                cut_torn_tail(
+                    fs,
+                    dir,
+                    &name,
+                    file.as_ref(),
+                    &data[start as usize..end as usize],
+                    start,
+                )?;
+            }
             torn_cut += 1;
         }
         if index.get_entry(base)?.is_none() {
+            repairs.push(Repair::AdoptSegment { segment: base });
             log::info!("adopting segment {base}, which is not in the index");
             index.add_entry(&SegmentEntry::new_active(
                 base,
@@ -212,13 +362,19 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
             ))?;
         }
         // What recovery keeps is durable before anyone is told so.
-        file.sync_data().map_err(|e| AofError::io(&path, e))?;
+        if recovery_next.is_none_or(|r| r < found_next) {
+            repairs.push(Repair::SyncActiveSegment { segment: base });
+        }
         let last = (!scan.offsets.is_empty()).then(|| found_next - 1);
         // The tail is a hint (recovery always scans the active segment), so
         // it is recorded without paying for an index sync here.
         index.update_segment_tail(base, last, scan.data_end)?;
-        opened.manifest.set_recovery_point(found_next)?;
+        if !read_only {
+            file.sync_data().map_err(|e| AofError::io(&path, e))?;
+            opened.manifest.set_recovery_point(found_next)?;
+        }
         return Ok(Recovered {
+            repairs,
             manifest: opened.manifest,
             writer: recovered_segment(
                 base,
@@ -251,17 +407,25 @@ pub(crate) fn recover(dir: &Path, options: &AofOptions, index: &dyn SegmentIndex
     let config = &options.config;
     let zero_fill =
         config.pre_allocate_enabled() && config.flush_strategy() != aof_record::FlushStrategy::Async;
-    let seg = create_active(
-        fs,
-        dir,
-        index,
-        next_id,
-        created,
-        NewFile::Create { zero_fill },
-        config.segment_size(),
-    )?;
-    opened.manifest.set_recovery_point(next_id)?;
+    repairs.push(Repair::CreateSegment { segment: next_id });
+    let seg = if read_only {
+        // Nothing to write to: an empty active segment without a file.
+        ActiveSegment::placeholder(next_id, path_in(dir, &segment_file_name(next_id)), created)
+    } else {
+        let seg = create_active(
+            fs,
+            dir,
+            index,
+            next_id,
+            created,
+            NewFile::Create { zero_fill },
+            config.segment_size(),
+        )?;
+        opened.manifest.set_recovery_point(next_id)?;
+        seg
+    };
     Ok(Recovered {
+        repairs,
         manifest: opened.manifest,
         writer: Writer::new(seg, next_id, created, 0),
         finalized: slots(dir, &finalized),
@@ -367,7 +531,7 @@ fn entries_with_recovery_point(
     let count = files.len();
     for (i, (base, name)) in files.into_iter().enumerate() {
         let path = path_in(dir, &name);
-        let (_, data) = read_whole(fs, &path)?;
+        let (_, data) = read_whole(fs, &path, true)?;
         if has_footer(&data) {
             out.push(entry_from_finalized(&data, &path, &name, base)?);
             continue;

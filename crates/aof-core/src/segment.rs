@@ -363,11 +363,18 @@ pub(crate) fn footer_bytes(base_id: u64, offsets: &[u32], data_end: u64, data_cr
     out
 }
 
-/// Reads a whole file: mapped where possible.
-pub(crate) fn read_whole(fs: &dyn FileSystem, path: &Path) -> AofResult<(Arc<dyn FileHandle>, Bytes)> {
-    let file = fs
-        .open(path, OpenMode::ReadWrite)
-        .map_err(|e| AofError::io(path, e))?;
+/// Reads a whole file, opened for reading only when `read_only`.
+pub(crate) fn read_whole(
+    fs: &dyn FileSystem,
+    path: &Path,
+    read_only: bool,
+) -> AofResult<(Arc<dyn FileHandle>, Bytes)> {
+    let mode = if read_only {
+        OpenMode::Read
+    } else {
+        OpenMode::ReadWrite
+    };
+    let file = fs.open(path, mode).map_err(|e| AofError::io(path, e))?;
     let len = file.len().map_err(|e| AofError::io(path, e))?;
     // No segment is larger than the largest segment size plus its offset
     // table and footer: never read (or allocate) more on a file's say-so.

@@ -57,6 +57,10 @@ pub(crate) struct Shared {
     pub(crate) first_id: AtomicU64,
     pub(crate) poisoned: AtomicBool,
     pub(crate) closed: AtomicBool,
+    /// Opened read-only: nothing is written, by this handle or its threads.
+    pub(crate) read_only: bool,
+    /// What recovery did at open (read-only: what it would have done).
+    pub(crate) repairs: Vec<crate::recovery::Repair>,
     /// The log's identity and persisted recovery point.
     pub(crate) manifest: Manifest,
     /// Finalized segments with a local file, and the open ones.
@@ -108,6 +112,9 @@ impl Shared {
 
     /// Fails once the log is closed or poisoned.
     pub(crate) fn check_writable(&self) -> AofResult<()> {
+        if self.read_only {
+            return Err(AofError::ReadOnly);
+        }
         if self.is_poisoned() {
             return Err(AofError::Poisoned);
         }

@@ -69,6 +69,28 @@ pub(crate) struct ActiveSegment {
 }
 
 impl ActiveSegment {
+    /// An empty active segment at `base_id` with no file behind it, for a
+    /// read-only log whose next segment does not exist yet: every write to
+    /// it fails.
+    pub(crate) fn placeholder(base_id: u64, path: PathBuf, created_at: u64) -> Self {
+        let header = SegmentHeader {
+            base_id,
+            created_at_us: created_at,
+        }
+        .encode();
+        Self {
+            base_id,
+            path,
+            file: Arc::new(crate::fs::NoFile),
+            written: SEGMENT_HEADER_SIZE as u64,
+            offsets: Vec::new(),
+            crc: digest_of(&header),
+            created_at,
+            prealloc_asked: false,
+            map: None,
+        }
+    }
+
     /// Bytes of header and records, written or still `buffered`.
     pub(crate) fn data_len(&self, buffered: usize) -> u64 {
         self.written + buffered as u64

@@ -444,3 +444,73 @@ fn an_offset_table_out_of_order_is_a_typed_error() {
     }
     assert!(log.truncate_after(1).is_err());
 }
+
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Part E: a read-only open takes no lock, works beside a writer, never
+/// writes a byte, and reports (without making) the repairs a writable open
+/// would make.
+#[test]
+fn a_read_only_open_changes_nothing_and_works_beside_a_writer() {
+    use aof_record::MemorySegmentIndex;
+    let dir = tempfile::tempdir().unwrap();
+    let config = plain(FlushStrategy::Sync);
+    {
+        let log = open(dir.path(), config.clone());
+        for i in 0..10u64 {
+            log.append(&i.to_le_bytes()).unwrap();
+        }
+        log.close_blocking().unwrap();
+    }
+    write_hole_then_valid(dir.path(), 10);
+    let read_only = || {
+        let index = Arc::new(MemorySegmentIndex::load(&dir.path().join("index.json")).unwrap());
+        Aof::open_read_only(dir.path(), AofOptions::new(config.clone()), index).unwrap()
+    };
+    let before = snapshot(dir.path());
+    let log = read_only();
+    assert!(log.is_read_only());
+    assert_eq!(log.next_id(), 10);
+    assert_eq!(log.reader(0).unwrap().count(), 10);
+    assert!(
+        log.repairs()
+            .iter()
+            .any(|r| matches!(r, aof_core::Repair::CutTornTail { .. }) && r.is_damage()),
+        "{:?}",
+        log.repairs()
+    );
+    assert!(matches!(log.append(b"x"), Err(aof_core::AofError::ReadOnly)));
+    assert!(matches!(log.truncate_after(3), Err(aof_core::AofError::ReadOnly)));
+    drop(log);
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "a read-only open wrote to the directory"
+    );
+
+    // Beside a live writer: no lock taken, and the writer's records are seen.
+    let writer = open(dir.path(), config.clone());
+    assert_eq!(writer.next_id(), 10, "the writable open cut the tail");
+    writer.append(b"live").unwrap();
+    let log = read_only();
+    assert_eq!(log.read(10).unwrap().as_deref(), Some(&b"live"[..]));
+    assert!(
+        log.repairs().iter().all(|r| !r.is_damage()),
+        "{:?}",
+        log.repairs()
+    );
+}

@@ -144,6 +144,32 @@ pub use ops::{
     BackupOptions, BackupProgress, Checkpoint, HealthReport, Integrity, Maintenance, MaintenanceReport,
 };
 pub use schema::SCHEMA_VERSION;
+
+/// Every entry of the index at `path`, read without changing a byte of it
+/// (no writer thread, no migration; the same way opening checks a file it
+/// may refuse), beside a live writer in another process or none. Empty when
+/// there is no index there. An index of an older schema version, which
+/// would need a migration, is refused with [`IndexError::NotAnIndex`].
+pub fn read_entries(path: impl AsRef<Path>) -> IndexResult<Vec<SegmentEntry>> {
+    let path = path.as_ref();
+    let read = |conn: &rusqlite::Connection, version: u64| -> error::Res<Vec<SegmentEntry>> {
+        if version != SCHEMA_VERSION {
+            return Err(IndexError::NotAnIndex {
+                path: path.to_owned(),
+                reason: "its schema version needs a migration, which a read-only open cannot do",
+            }
+            .into());
+        }
+        let mut stmt = conn.prepare(sql::ALL)?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(sql::decode(row)?);
+        }
+        Ok(out)
+    };
+    Ok(schema::read_existing(path, read)?.unwrap_or_default())
+}
 pub use sql::SEGMENT_COLUMNS;
 pub use writer::WriterStats;
 

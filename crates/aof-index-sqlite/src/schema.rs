@@ -221,8 +221,16 @@ fn table_columns(conn: &Connection, path: &Path, table: &str) -> Res<Vec<String>
 /// (without CREATE, with `query_only`) removes them again when it closes as
 /// the last connection, and reading writes nothing to the database file.
 pub(crate) fn check_existing(path: &Path) -> Res<()> {
+    read_existing(path, |_, _| Ok(()))?;
+    Ok(())
+}
+
+/// Runs `read` on an existing index file, opened as [`check_existing`]
+/// does (so nothing is left changed), after checking its schema; `None`
+/// when there is no index there (no file, or an empty one).
+pub(crate) fn read_existing<T>(path: &Path, read: impl FnOnce(&Connection, u64) -> Res<T>) -> Res<Option<T>> {
     if !check_header(path)? {
-        return Ok(());
+        return Ok(None);
     }
     let read_only = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = if wal_path(path).exists() {
@@ -237,9 +245,12 @@ pub(crate) fn check_existing(path: &Path) -> Res<()> {
     .map_err(|e| open_error(path, e))?;
     conn.execute_batch("PRAGMA query_only = 1")
         .map_err(|e| open_error(path, e))?;
-    let found = inspect(&conn, path);
+    let found = inspect(&conn, path).and_then(|found| match found {
+        Found::Empty => Ok(None),
+        Found::Version(v) => read(&conn, v).map(Some),
+    });
     conn.close().map_err(|(_, e)| open_error(path, e))?;
-    found.map(|_| ())
+    found
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`] in one transaction; checks again

@@ -102,6 +102,15 @@ pub enum AofError {
     /// The log was closed.
     #[error("log is closed")]
     Closed,
+    /// The log was opened read-only: it takes no writes.
+    #[error("log is open read-only")]
+    ReadOnly,
+    /// This index backend cannot be opened read-only.
+    #[error("a log whose index is {backend:?} cannot be opened read-only (MDBX opens its file exclusively)")]
+    ReadOnlyUnsupported {
+        /// The backend.
+        backend: crate::config::IndexBackend,
+    },
     /// Another writer holds the log directory.
     #[error("log directory {path} is locked by another writer")]
     Locked {

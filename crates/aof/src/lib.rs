@@ -56,4 +56,4 @@ pub use aof_record::{
     AofConfig, AofConfigBuilder, AofError, AofResult, ConfigError, FlushStrategy, IndexBackend, IndexError,
     SegmentEntry, SegmentIndex, SegmentStatus,
 };
-pub use open::{Builder, detect_index_backend, index_path, open, open_index, open_with};
+pub use open::{Builder, detect_index_backend, index_path, open, open_index, open_read_only, open_with};

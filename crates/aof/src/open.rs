@@ -109,6 +109,42 @@ impl Builder {
     }
 }
 
+/// Opens the existing log in `dir` read-only: no lock is taken (it works
+/// beside a writer in another process) and no byte in the directory
+/// changes. The index is read once into memory through a read-only
+/// connection (SQLite); see [`Aof::open_read_only`] for what the handle
+/// sees. A log whose index is MDBX is refused with
+/// [`AofError::ReadOnlyUnsupported`]: MDBX opens its file exclusively.
+pub fn open_read_only(dir: impl AsRef<Path>, config: AofConfig) -> AofResult<Aof> {
+    let dir = dir.as_ref();
+    config.validate()?;
+    if !dir.is_dir() {
+        return Err(AofError::NotALog {
+            path: dir.to_owned(),
+            reason: "it is not a directory",
+        });
+    }
+    let backend = match config.index_path() {
+        Some(_) => config.index_backend(),
+        None => detect_index_backend(dir).unwrap_or(config.index_backend()),
+    };
+    let entries = match backend {
+        #[cfg(feature = "sqlite")]
+        IndexBackend::Sqlite => {
+            let path = config
+                .index_path()
+                .map_or_else(|| dir.join(SQLITE_INDEX_FILE), Path::to_owned);
+            aof_index_sqlite::read_entries(path)?
+        }
+        other => return Err(AofError::ReadOnlyUnsupported { backend: other }),
+    };
+    let index = aof_record::MemorySegmentIndex::new();
+    index.add_entries(&entries)?;
+    let mut options = AofOptions::new(config);
+    options.rebuild_index = true;
+    Aof::open_read_only(dir, options, Arc::new(index))
+}
+
 /// Where the index of the log in `dir` lives under `config`.
 #[must_use]
 pub fn index_path(dir: &Path, config: &AofConfig) -> PathBuf {
