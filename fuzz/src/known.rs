@@ -60,6 +60,14 @@ impl Avoid {
         *AVOID.get_or_init(|| Self::parse(&std::env::var("AOF_FUZZ_AVOID").unwrap_or_default()))
     }
 
+    /// Whether the finding whose name starts `file_name` (a file of
+    /// `fuzz/regressions/`) is avoided.
+    #[must_use]
+    pub fn avoids(&self, file_name: &str) -> bool {
+        (self.ids_near_max && file_name.starts_with("ids-near-max"))
+            || (self.empty_finalized_loop && file_name.starts_with("empty-finalized-loop"))
+    }
+
     /// `base`, moved away from `u64::MAX` when `ids-near-max` is avoided.
     #[must_use]
     pub fn base_id(&self, base: u64) -> u64 {

@@ -15,3 +15,4 @@ pub mod decoders;
 pub mod known;
 pub mod log;
 pub mod seal;
+pub mod seeds;

@@ -130,11 +130,12 @@ fn read_back(log: &Aof) -> Vec<Vec<u8>> {
 /// takes an append at its next id, and after a clean close reopens with the
 /// same records.
 pub fn active_segment(data: &[u8]) {
-    active_segment_avoiding(data, Avoid::from_env());
+    let _opened = active_segment_avoiding(data, Avoid::from_env());
 }
 
 /// [`active_segment`], steering around the known findings in `avoid`.
-pub fn active_segment_avoiding(data: &[u8], avoid: Avoid) {
+/// Returns whether the log opened.
+pub fn active_segment_avoiding(data: &[u8], avoid: Avoid) -> bool {
     let (k, bytes) = Knobs::<4>::split(data);
     let mut file = bytes.to_vec();
     let base = avoid.base_id(base_id(k.byte(1), &file));
@@ -151,7 +152,7 @@ pub fn active_segment_avoiding(data: &[u8], avoid: Avoid) {
         );
     }
     if avoid.empty_finalized_loop && SegmentFooter::decode(&file).is_ok_and(|f| f.record_count == 0) {
-        return;
+        return false;
     }
     let fs = FaultyFileSystem::new();
     let name = segment_file_name(base);
@@ -171,7 +172,7 @@ pub fn active_segment_avoiding(data: &[u8], avoid: Avoid) {
         Ok(log) => log,
         Err(e) => {
             let _ = e.to_string();
-            return;
+            return false;
         }
     };
     let mut records = read_back(&log);
@@ -197,6 +198,7 @@ pub fn active_segment_avoiding(data: &[u8], avoid: Avoid) {
         }
         let _ = again.close_blocking();
     }
+    true
 }
 
 /// Arbitrary bytes as a finalized segment (the index says so), followed by
@@ -215,11 +217,12 @@ pub fn active_segment_avoiding(data: &[u8], avoid: Avoid) {
 /// typed error or a value, never panic; when `verify` passes, every id it
 /// vouched for reads back.
 pub fn finalized_segment(data: &[u8]) {
-    finalized_segment_avoiding(data, Avoid::from_env());
+    let _opened = finalized_segment_avoiding(data, Avoid::from_env());
 }
 
 /// [`finalized_segment`], steering around the known findings in `avoid`.
-pub fn finalized_segment_avoiding(data: &[u8], avoid: Avoid) {
+/// Returns whether the log opened.
+pub fn finalized_segment_avoiding(data: &[u8], avoid: Avoid) -> bool {
     let (k, bytes) = Knobs::<4>::split(data);
     let mut file = bytes.to_vec();
     let base = avoid.base_id(base_id(k.byte(1), &file));
@@ -279,7 +282,7 @@ pub fn finalized_segment_avoiding(data: &[u8], avoid: Avoid) {
         Ok(log) => log,
         Err(e) => {
             let _ = e.to_string();
-            return;
+            return false;
         }
     };
     let span = count.min(READ_LIMIT);
@@ -322,4 +325,5 @@ pub fn finalized_segment_avoiding(data: &[u8], avoid: Avoid) {
         let _ = log.read(pick);
     }
     let _ = log.close_blocking();
+    true
 }

@@ -12,7 +12,7 @@
 
 use aof_record::checksum::crc64_nvme;
 use aof_record::record::{RECORD_FORMAT_VERSION, RecordFlags, seal_record};
-use aof_record::segment::{SEGMENT_FOOTER_MAGIC, SEGMENT_FORMAT_VERSION, SEGMENT_MAGIC};
+use aof_record::segment::{SEGMENT_FOOTER_MAGIC, SEGMENT_FORMAT_VERSION};
 use aof_record::{RECORD_HEADER_SIZE, SEGMENT_FOOTER_SIZE, SEGMENT_HEADER_SIZE, SegmentHeader};
 
 /// The fixed-size prefix of knobs a target reads before its payload bytes:
@@ -199,11 +199,4 @@ pub fn seal_segment(file: &mut Vec<u8>, base_id: u64, offsets: &[u32]) {
     };
     file.extend_from_slice(&table);
     file.extend_from_slice(&footer.encode());
-}
-
-/// Whether `magic` is the segment header's: lets a target tell a seed-like
-/// input from noise without decoding it.
-#[must_use]
-pub fn has_segment_magic(file: &[u8]) -> bool {
-    file.get(..8) == Some(&SEGMENT_MAGIC[..])
 }
