@@ -22,6 +22,11 @@ pub struct Avoid {
     /// the segment file at the index's next id is sealed with no records.
     /// Avoided by giving the index entry at least one record.
     pub empty_finalized_loop: bool,
+    /// `offset-table-unchecked`: nothing checks that a finalized segment's
+    /// offset table increases and stays inside the data, and
+    /// `truncate_after` slices the file at an entry (a panic when it lies
+    /// past the end). Avoided by not truncating such a segment.
+    pub offset_table_unchecked: bool,
 }
 
 impl Avoid {
@@ -29,12 +34,14 @@ impl Avoid {
     pub const NONE: Self = Self {
         ids_near_max: false,
         empty_finalized_loop: false,
+        offset_table_unchecked: false,
     };
 
     /// Every finding not fixed yet.
     pub const UNFIXED: Self = Self {
         ids_near_max: true,
         empty_finalized_loop: true,
+        offset_table_unchecked: true,
     };
 
     /// Parses a comma-separated list of finding names; `unfixed` means [`Avoid::UNFIXED`].
@@ -49,6 +56,7 @@ impl Avoid {
                 "unfixed" => avoid = Self::UNFIXED,
                 "ids-near-max" => avoid.ids_near_max = true,
                 "empty-finalized-loop" => avoid.empty_finalized_loop = true,
+                "offset-table-unchecked" => avoid.offset_table_unchecked = true,
                 other => panic!("AOF_FUZZ_AVOID: unknown finding {other:?}"),
             }
         }
@@ -68,6 +76,7 @@ impl Avoid {
     pub fn avoids(&self, file_name: &str) -> bool {
         (self.ids_near_max && file_name.starts_with("ids-near-max"))
             || (self.empty_finalized_loop && file_name.starts_with("empty-finalized-loop"))
+            || (self.offset_table_unchecked && file_name.starts_with("offset-table-unchecked"))
     }
 
     /// `base`, moved away from `u64::MAX` when `ids-near-max` is avoided.

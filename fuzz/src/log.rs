@@ -315,15 +315,33 @@ pub fn finalized_segment_avoiding(data: &[u8], avoid: Avoid) -> bool {
         }
     }
     let pick = base.saturating_add(u64::from(k.byte(3)) % count.saturating_add(1));
-    if k.bit(0, 6) {
+    let truncate = !(avoid.offset_table_unchecked && !offset_table_is_sane(&file));
+    if k.bit(0, 6) && truncate {
         let _ = log.truncate_after(pick).map_err(|e| e.to_string());
         let _ = log.read(pick);
         let _ = log.verify(&mut |_, _| {});
     }
-    if k.bit(0, 7) {
+    if k.bit(0, 7) && truncate {
         let _ = log.truncate_before(pick).map_err(|e| e.to_string());
         let _ = log.read(pick);
     }
     let _ = log.close_blocking();
     true
+}
+
+/// Whether the offset table of the finalized segment `file` (if its footer
+/// decodes) starts after the header, increases, and stays inside the data.
+fn offset_table_is_sane(file: &[u8]) -> bool {
+    let Ok(f) = SegmentFooter::decode(file) else {
+        return true;
+    };
+    let mut last = None;
+    (0..f.record_count).all(|i| {
+        let Some(o) = f.offset_of(file, i) else {
+            return false;
+        };
+        let ok = o >= SEGMENT_HEADER_SIZE as u64 && o < f.data_end && last.is_none_or(|l| o > l);
+        last = Some(o);
+        ok
+    })
 }

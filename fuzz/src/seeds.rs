@@ -104,7 +104,7 @@ pub fn all() -> Vec<(&'static str, Vec<Vec<u8>>)> {
             vec![
                 with(&[0, 3, 0, 0], &fin),
                 with(&[0b0011_0110, 3, 0, 0], &fin),
-                with(&[0b0111_0110, 3, 0, 2], &fin),
+                with(&[0b0111_0110, 3, 0, 0], &fin),
                 with(&[0b1011_0110, 3, 0, 2], &fin),
                 with(&[0b0011_0110, 3, 0, 0], &fin_high),
                 with(&[0b0011_0000, 3, 0, 0], &fin_empty),

@@ -58,20 +58,28 @@ fn cases(default: u32) -> ProptestConfig {
     }
 }
 
-/// A seed of `target` with a few bytes overwritten, knobs changed and
-/// possibly cut short, or random knobs in front of random bytes.
+/// A seed of `target` with a few bytes and 32-bit words (ids, sizes,
+/// offset table entries) overwritten, knobs changed and possibly cut
+/// short; or random bytes.
 fn input(target: &'static str) -> impl Strategy<Value = Vec<u8>> {
     let seeds = seeds::of(target);
     let mutated = (
         proptest::sample::select(seeds),
-        proptest::collection::vec((any::<Index>(), any::<u8>()), 0..6),
+        proptest::collection::vec((any::<Index>(), any::<u8>()), 0..4),
+        proptest::collection::vec((any::<Index>(), any::<u32>()), 0..3),
         proptest::option::of(any::<Index>()),
         proptest::collection::vec((0..4usize, any::<u8>()), 0..3),
     )
-        .prop_map(|(mut seed, edits, cut, knobs)| {
+        .prop_map(|(mut seed, edits, words, cut, knobs)| {
             for (at, byte) in edits {
                 let i = at.index(seed.len());
                 seed[i] = byte;
+            }
+            for (at, word) in words {
+                let i = at.index(seed.len().saturating_sub(3));
+                if let Some(w) = seed.get_mut(i..i + 4) {
+                    w.copy_from_slice(&word.to_le_bytes());
+                }
             }
             for (at, byte) in knobs {
                 if let Some(b) = seed.get_mut(at) {
@@ -153,8 +161,10 @@ fn fixed_findings_stay_fixed() {
 fn finding_names_parse() {
     assert_eq!(Avoid::parse(""), Avoid::NONE);
     assert_eq!(Avoid::parse("unfixed"), Avoid::UNFIXED);
-    let both = Avoid::parse("ids-near-max, empty-finalized-loop");
-    assert!(both.avoids("ids-near-max-record-id-u64-max") && both.avoids("empty-finalized-loop"));
+    let all = Avoid::parse("ids-near-max, empty-finalized-loop,offset-table-unchecked");
+    assert_eq!(all, Avoid::UNFIXED);
+    assert!(all.avoids("ids-near-max-record-id-u64-max") && all.avoids("empty-finalized-loop"));
+    assert!(all.avoids("offset-table-unchecked-truncate-slice"));
     assert!(!Avoid::parse("ids-near-max").avoids("empty-finalized-loop"));
     assert!(std::panic::catch_unwind(|| Avoid::parse("no-such-finding")).is_err());
 }
