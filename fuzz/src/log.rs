@@ -315,7 +315,7 @@ pub fn finalized_segment_avoiding(data: &[u8], avoid: Avoid) -> bool {
         }
     }
     let pick = base.saturating_add(u64::from(k.byte(3)) % count.saturating_add(1));
-    let truncate = !(avoid.offset_table_unchecked && !offset_table_is_sane(&file));
+    let truncate = !avoid.offset_table_unchecked || offset_table_is_sane(&file);
     if k.bit(0, 6) && truncate {
         let _ = log.truncate_after(pick).map_err(|e| e.to_string());
         let _ = log.read(pick);
