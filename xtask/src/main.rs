@@ -8,6 +8,7 @@
 //! | `bench [--quick] [--json PATH] [--only engine\|open\|reads\|record]` | installs missing system prerequisites, then the main benchmark job (release build of `aof-bench`) |
 //! | `compare [--quick] [--json PATH] [--sizes N,...] [--batch N]` | installs missing system prerequisites, then the MDBX-vs-SQLite index suite (`aof-compare` binary of `aof-bench`); `--json out.json` also writes the chart `out.svg` |
 //! | `prereqs` | only installs the system prerequisites |
+//! | `fuzz TARGET\|all [--time S] [-- LIBFUZZER_ARGS]` | runs cargo-fuzz targets of `fuzz/` for S seconds each (nightly; installs cargo-fuzz if missing); without a nightly toolchain, the arbitrary-bytes proptest suites instead |
 //!
 //! Dependency-free on purpose: it builds in a second and never waits for the
 //! heavy crates it drives.
@@ -29,7 +30,7 @@ const PREREQUISITES: &[(&str, &str, &str)] = &[
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
-        eprintln!("usage: cargo xtask <test|lint|ci|bench|compare|prereqs> [args]");
+        eprintln!("usage: cargo xtask <test|lint|ci|bench|compare|prereqs|fuzz> [args]");
         return ExitCode::from(2);
     };
     let rest = &args[1..];
@@ -40,8 +41,9 @@ fn main() -> ExitCode {
         "ci" => prereqs().and_then(|()| lint()).and_then(|()| test(rest)),
         "bench" => prereqs().and_then(|()| bench(rest)),
         "compare" => prereqs().and_then(|()| compare(rest)),
+        "fuzz" => fuzz(rest),
         other => Err(format!(
-            "unknown command {other:?}; try test, lint, ci, bench, compare or prereqs"
+            "unknown command {other:?}; try test, lint, ci, bench, compare, prereqs or fuzz"
         )),
     };
     match result {
@@ -197,4 +199,222 @@ fn run_bench_binary(bin: &str, extra: &[String]) -> Result<(), String> {
     ])
     .args(extra);
     run(cmd)
+}
+
+/// The cargo-fuzz targets of `fuzz/`, in the order `fuzz all` runs them.
+const FUZZ_TARGETS: &[&str] = &[
+    "record_decode",
+    "segment_header",
+    "segment_footer",
+    "active_segment_recovery",
+    "finalized_segment",
+];
+
+/// The proptest suites that run the fuzz targets' checks on stable: the
+/// fallback of `fuzz` where no nightly toolchain is installed.
+const FUZZ_FALLBACK_TESTS: &[&str] = &["arbitrary_bytes", "arbitrary_segments"];
+
+/// What one fuzz target's run did.
+struct FuzzRun {
+    target: &'static str,
+    execs: Option<u64>,
+    seconds: f64,
+    ok: bool,
+}
+
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let usage = "usage: cargo xtask fuzz TARGET|all [--time SECONDS] [-- LIBFUZZER_ARGS]";
+    let (ours, libfuzzer) = match args.iter().position(|a| a == "--") {
+        Some(i) => (&args[..i], &args[i + 1..]),
+        None => (args, &[][..]),
+    };
+    let mut which = None;
+    let mut time = 60u64;
+    let mut it = ours.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--time" => {
+                time = it
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| format!("--time needs a number of seconds; {usage}"))?;
+            }
+            t if which.is_none() && !t.starts_with('-') => which = Some(t.to_owned()),
+            other => return Err(format!("unexpected argument {other:?}; {usage}")),
+        }
+    }
+    let which = which.ok_or(usage)?;
+    let targets: Vec<&'static str> = if which == "all" {
+        FUZZ_TARGETS.to_vec()
+    } else {
+        let t = FUZZ_TARGETS.iter().find(|t| **t == which).ok_or_else(|| {
+            format!(
+                "unknown fuzz target {which:?}; targets: all, {}",
+                FUZZ_TARGETS.join(", ")
+            )
+        })?;
+        vec![*t]
+    };
+    if !nightly_available() {
+        eprintln!(
+            "xtask: no nightly toolchain (`rustup run nightly cargo --version` failed), which cargo-fuzz \
+             needs; running the arbitrary-bytes proptest suites instead"
+        );
+        return fuzz_fallback();
+    }
+    ensure_cargo_fuzz()?;
+    let root = repo_root()?;
+    let fuzz_dir = root.join("fuzz");
+    // Nightly, sanitizer-instrumented builds get their own target directory,
+    // so they never invalidate the stable workspace build.
+    let target_dir = env::var_os("AOF_FUZZ_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| fuzz_dir.join("target"));
+    let started = std::time::Instant::now();
+    let mut build = nightly_cargo();
+    build
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .args(["fuzz", "build"]);
+    if let [one] = targets.as_slice() {
+        build.arg(one);
+    }
+    run(build)?;
+    eprintln!("xtask: fuzz build took {:.0} s", started.elapsed().as_secs_f64());
+    let mut runs = Vec::new();
+    for target in targets {
+        let corpus = fuzz_dir.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("cannot create {}: {e}", corpus.display()))?;
+        let mut cmd = nightly_cargo();
+        cmd.current_dir(&root)
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .args(["fuzz", "run", target])
+            .arg(&corpus)
+            .arg(fuzz_dir.join("seeds").join(target))
+            .arg("--")
+            .arg(format!("-max_total_time={time}"))
+            .args(["-timeout=20", "-rss_limit_mb=2048", "-print_final_stats=1"])
+            .args(libfuzzer);
+        runs.push(fuzz_one(target, cmd)?);
+    }
+    eprintln!("xtask: fuzz summary");
+    eprintln!(
+        "  {:<26} {:>12} {:>8} {:>10}  result",
+        "target", "execs", "seconds", "execs/s"
+    );
+    for r in &runs {
+        let execs = r.execs.map_or("?".to_owned(), |e| e.to_string());
+        let rate = r.execs.map_or("?".to_owned(), |e| {
+            format!("{:.0}", e as f64 / r.seconds.max(1e-3))
+        });
+        let result = if r.ok {
+            "ok"
+        } else {
+            "FAILED (see fuzz/artifacts/)"
+        };
+        eprintln!(
+            "  {:<26} {execs:>12} {:>8.0} {rate:>10}  {result}",
+            r.target, r.seconds
+        );
+    }
+    let failed: Vec<&str> = runs.iter().filter(|r| !r.ok).map(|r| r.target).collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("fuzz targets failed: {}", failed.join(", ")))
+    }
+}
+
+/// Runs one target, passing its output through and picking out the number
+/// of inputs executed (libFuzzer's `stat::number_of_executed_units`).
+fn fuzz_one(target: &'static str, mut cmd: Command) -> Result<FuzzRun, String> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("xtask: running {cmd:?}");
+    let started = std::time::Instant::now();
+    let mut child = cmd
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let mut execs = None;
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if let Some(n) = line.strip_prefix("stat::number_of_executed_units:") {
+                execs = n.trim().parse().ok();
+            } else if let Some(rest) = line.strip_prefix('#')
+                && let Some(n) = rest.split_whitespace().next()
+                && execs.is_none()
+                && line.contains("DONE")
+            {
+                execs = n.parse().ok();
+            }
+            eprintln!("{line}");
+        }
+    }
+    let status = child.wait().map_err(|e| format!("waiting for {cmd:?}: {e}"))?;
+    Ok(FuzzRun {
+        target,
+        execs,
+        seconds: started.elapsed().as_secs_f64(),
+        ok: status.success(),
+    })
+}
+
+/// `cargo` of the nightly toolchain, through rustup.
+fn nightly_cargo() -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly", "cargo"]);
+    cmd
+}
+
+fn nightly_available() -> bool {
+    nightly_cargo()
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs cargo-fuzz from crates.io if `cargo fuzz` does not run.
+fn ensure_cargo_fuzz() -> Result<(), String> {
+    let present = nightly_cargo()
+        .args(["fuzz", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if present {
+        return Ok(());
+    }
+    eprintln!("xtask: cargo-fuzz is not installed; installing it");
+    let started = std::time::Instant::now();
+    let mut install = cargo();
+    // Built in a temporary directory, not in the workspace's target.
+    install
+        .env_remove("CARGO_TARGET_DIR")
+        .args(["install", "cargo-fuzz", "--locked"]);
+    run(install)?;
+    eprintln!(
+        "xtask: cargo-fuzz installed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn fuzz_fallback() -> Result<(), String> {
+    // The features of `cargo xtask test`, so that CI reuses its test build.
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--all-features"]);
+    for test in FUZZ_FALLBACK_TESTS {
+        cmd.args(["--test", test]);
+    }
+    run(cmd)
+}
+
+/// The workspace root: the parent of this crate's directory.
+fn repo_root() -> Result<std::path::PathBuf, String> {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .ok_or_else(|| "the xtask crate has no parent directory".to_owned())
 }

@@ -256,6 +256,16 @@ pub(crate) fn recover(
         match e.status {
             SegmentStatus::Active => active = Some(e),
             SegmentStatus::Finalized | SegmentStatus::ArchivedCached => {
+                if e.record_count == 0 {
+                    // The engine never seals an empty segment; its successor
+                    // would share its base id and file name.
+                    return Err(AofError::SegmentMismatch {
+                        segment: e.base_id,
+                        what: "record count of a finalized segment",
+                        expected: 1,
+                        actual: 0,
+                    });
+                }
                 if !files.contains_key(&e.base_id) {
                     return Err(AofError::MissingSegment {
                         segment: e.base_id,
@@ -299,6 +309,17 @@ pub(crate) fn recover(
             // Sealed before the crash; the index commit did not happen. The
             // footer may not be synced yet: sync it before the index says so.
             let entry = entry_from_finalized(&data, &path, &name, base)?;
+            if entry.record_count == 0 {
+                // The engine never seals an empty segment; following it
+                // would find the same file again, forever (a fuzzer's
+                // finding: `empty-finalized-loop`).
+                return Err(AofError::SegmentMismatch {
+                    segment: base,
+                    what: "record count of a sealed segment after the index's last",
+                    expected: 1,
+                    actual: 0,
+                });
+            }
             repairs.push(Repair::CompleteFinalization { segment: base });
             if !read_only {
                 file.sync_all().map_err(|e| AofError::io(&path, e))?;
@@ -326,7 +347,11 @@ pub(crate) fn recover(
         // sealed): an interrupted truncate_after was removing them, or the
         // index is older than the log. Nothing proves which, so they are
         // kept aside, not deleted.
-        for (_, orphan_name) in files.range(base + 1..) {
+        // (Excluded bound: `base + 1` overflows at u64::MAX, and wrapped to
+        // 0 in release builds it named the active segment itself an orphan:
+        // a fuzzer's finding, `ids-near-max`.)
+        let after = (std::ops::Bound::Excluded(base), std::ops::Bound::Unbounded);
+        for (_, orphan_name) in files.range(after) {
             repairs.push(Repair::QuarantineSegment {
                 name: orphan_name.clone(),
             });

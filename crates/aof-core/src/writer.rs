@@ -128,6 +128,12 @@ impl Writer {
         let ts = ts.max(self.last_ts);
         let offset = self.seg.data_len(self.buf.len());
         let id = self.next_id;
+        // The last id is u64::MAX - 1: the next id must exist.
+        let next = id.checked_add(1).ok_or(AofError::OutOfRange {
+            id,
+            first: self.seg.base_id,
+            next: id,
+        })?;
         append_record_unsealed(&mut self.buf, id, ts, RecordFlags::NONE, payload).map_err(|source| {
             AofError::Corruption {
                 segment: self.seg.base_id,
@@ -137,7 +143,7 @@ impl Writer {
         })?;
         // offset < segment_size <= u32::MAX, checked by the configuration.
         self.seg.offsets.push(offset as u32);
-        self.next_id = id + 1;
+        self.next_id = next;
         self.last_ts = ts;
         Ok(())
     }
