@@ -1,0 +1,101 @@
+//! Real S3 servers for the tests: s3s-fs in process, moto as a child process.
+
+#![allow(dead_code)]
+
+use aof_archive_s3::{S3ArchiveStorage, S3Config};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+pub const ACCESS_KEY: &str = "AKIAAOFTESTKEY";
+pub const SECRET_KEY: &str = "aof-test-secret-key-0123456789";
+pub const BUCKET: &str = "aof-archive";
+
+/// An s3s-fs server on 127.0.0.1, serving a temporary directory, with
+/// SigV4 checked against one key pair.
+pub struct S3sServer {
+    pub endpoint: String,
+    pub root: tempfile::TempDir,
+    accept: tokio::task::JoinHandle<()>,
+    conns: std::sync::Arc<tokio::sync::Mutex<JoinSet<()>>>,
+}
+
+impl S3sServer {
+    pub async fn start() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(BUCKET)).unwrap();
+        let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
+        let service = {
+            let mut b = s3s::service::S3ServiceBuilder::new(fs);
+            b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+            b.build()
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let conns = std::sync::Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
+        let conns2 = conns.clone();
+        let accept = tokio::spawn(async move {
+            let http = ConnBuilder::new(TokioExecutor::new());
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let conn = http
+                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .into_owned();
+                conns2.lock().await.spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+        Self {
+            endpoint,
+            root,
+            accept,
+            conns,
+        }
+    }
+
+    /// Stops the server at once: no more connections, open ones dropped.
+    pub async fn stop(&self) {
+        self.accept.abort();
+        self.conns.lock().await.abort_all();
+    }
+
+    pub fn config(&self) -> S3Config {
+        config(&self.endpoint)
+    }
+}
+
+impl Drop for S3sServer {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// A configuration for a test server: small parts so multipart is cheap to
+/// exercise, short timeouts and retries so failures come fast.
+pub fn config(endpoint: &str) -> S3Config {
+    let mut c = S3Config::new(
+        Some(endpoint.to_owned()),
+        ACCESS_KEY,
+        SECRET_KEY,
+        "us-east-1",
+        BUCKET,
+    );
+    c.multipart_threshold = 6 << 20;
+    c.part_size = 5 << 20;
+    c.max_concurrent_parts = 2;
+    c.request_timeout = Duration::from_secs(20);
+    c.connect_timeout = Duration::from_secs(2);
+    c.max_retries = 2;
+    c.retry_backoff = Duration::from_millis(20);
+    c.retry_timeout = Duration::from_secs(20);
+    c
+}
+
+pub fn storage(config: S3Config) -> S3ArchiveStorage {
+    S3ArchiveStorage::new(config).unwrap()
+}
