@@ -99,3 +99,75 @@ pub fn config(endpoint: &str) -> S3Config {
 pub fn storage(config: S3Config) -> S3ArchiveStorage {
     S3ArchiveStorage::new(config).unwrap()
 }
+
+/// A moto S3 server started as a child process, killed when dropped.
+pub struct Moto {
+    pub endpoint: String,
+    child: std::process::Child,
+}
+
+impl Moto {
+    /// Starts moto from `.venv-moto` (made by `cargo xtask prereqs`), or
+    /// `$AOF_MOTO_SERVER`, or `moto_server` on the PATH. `None`, with the
+    /// reason printed, where it cannot run; under `CI=true` that is a failure.
+    pub async fn start() -> Option<Self> {
+        let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-moto/bin/moto_server");
+        let program = std::env::var_os("AOF_MOTO_SERVER")
+            .map(std::path::PathBuf::from)
+            .or_else(|| venv.is_file().then_some(venv))
+            .unwrap_or_else(|| "moto_server".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                let why =
+                    format!("cannot start {program:?} ({e}); run `cargo xtask prereqs` to make .venv-moto");
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "moto is required in CI: {why}"
+                );
+                eprintln!("SKIPPED: {why}");
+                return None;
+            }
+        };
+        let moto = Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.put(format!("{}/{BUCKET}", moto.endpoint)).send().await
+                && r.status().is_success()
+            {
+                return Some(moto);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto did not answer within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn config(&self) -> S3Config {
+        config(&self.endpoint)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
