@@ -5,6 +5,7 @@
 use aof_archive_s3::{S3ArchiveStorage, S3Config};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -24,6 +25,12 @@ pub struct S3sServer {
 
 impl S3sServer {
     pub async fn start() -> Self {
+        Self::start_failing(0).await
+    }
+
+    /// As `start`, but the first `fail_first` requests are answered `503 Slow Down`.
+    pub async fn start_failing(fail_first: usize) -> Self {
+        let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(fail_first));
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join(BUCKET)).unwrap();
         let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
@@ -42,9 +49,25 @@ impl S3sServer {
                 let Ok((socket, _)) = listener.accept().await else {
                     continue;
                 };
-                let conn = http
-                    .serve_connection(TokioIo::new(socket), service.clone())
-                    .into_owned();
+                let (service, failures) = (service.clone(), failures.clone());
+                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let fail = failures
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                    let service = service.clone();
+                    async move {
+                        if fail {
+                            let mut r = hyper::Response::new(s3s::Body::from(bytes::Bytes::from_static(
+                                b"<Error><Code>SlowDown</Code></Error>",
+                            )));
+                            *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                            Ok::<_, s3s::HttpError>(r)
+                        } else {
+                            hyper::service::Service::call(&service, req).await
+                        }
+                    }
+                });
+                let conn = http.serve_connection(TokioIo::new(socket), svc).into_owned();
                 conns2.lock().await.spawn(async move {
                     let _ = conn.await;
                 });
