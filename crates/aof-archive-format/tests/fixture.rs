@@ -11,7 +11,9 @@ use std::io::Write;
 use std::path::Path;
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 const OPTIONS: WriterOptions = WriterOptions {
@@ -46,10 +48,20 @@ fn the_v1_fixture_object_reads_back() {
     // Every frame alone, and the frame that holds byte 1,234.
     for i in 0..table.frames() {
         let f = table.frame(i).unwrap();
-        let bytes = decode_frame(&object[f.compressed.start as usize..f.compressed.end as usize], &f).unwrap();
-        assert_eq!(bytes, &segment[f.decompressed.start as usize..f.decompressed.end as usize]);
+        let bytes = decode_frame(
+            &object[f.compressed.start as usize..f.compressed.end as usize],
+            &f,
+        )
+        .unwrap();
+        assert_eq!(
+            bytes,
+            &segment[f.decompressed.start as usize..f.decompressed.end as usize]
+        );
         // Each frame starts with the zstd magic number.
-        assert_eq!(&object[f.compressed.start as usize..][..4], &[0x28, 0xB5, 0x2F, 0xFD]);
+        assert_eq!(
+            &object[f.compressed.start as usize..][..4],
+            &[0x28, 0xB5, 0x2F, 0xFD]
+        );
     }
     assert_eq!(table.frame_at(1234).unwrap().index, 1);
 
@@ -63,7 +75,11 @@ fn the_v1_fixture_object_reads_back() {
         .output()
     {
         Ok(o) => {
-            assert!(o.status.success(), "zstd -d failed: {}", String::from_utf8_lossy(&o.stderr));
+            assert!(
+                o.status.success(),
+                "zstd -d failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
             assert_eq!(o.stdout, segment, "zstd -d did not restore the segment");
         }
         Err(e) => eprintln!("SKIPPED the zstd CLI check: {e}"),

@@ -39,6 +39,14 @@ pub struct S3Config {
     pub retry_backoff: Duration,
     /// Total time after which a request is no longer retried.
     pub retry_timeout: Duration,
+    /// Whether SigV4 also signs each body's SHA-256. By default only for
+    /// `http://` endpoints: over HTTPS the body's CRC-64/NVME (always sent)
+    /// lets the server refuse damaged bytes and TLS protects them, so
+    /// SHA-256 over every archived byte would only cost CPU (AWS's own SDKs
+    /// send `UNSIGNED-PAYLOAD` over HTTPS for the same reason). Over plain
+    /// HTTP the signature is the only protection, and some servers (s3s-fs
+    /// 0.14) do not check the checksum of a multipart part.
+    pub sign_payload: bool,
 }
 
 impl S3Config {
@@ -54,8 +62,9 @@ impl S3Config {
         region: impl Into<String>,
         bucket: impl Into<String>,
     ) -> Self {
+        let endpoint_is_http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
         Self {
-            allow_http: endpoint.as_deref().is_some_and(|e| e.starts_with("http://")),
+            allow_http: endpoint_is_http,
             endpoint,
             access_key: access_key.into(),
             secret_key: secret_key.into(),
@@ -70,6 +79,7 @@ impl S3Config {
             max_retries: 5,
             retry_backoff: Duration::from_millis(100),
             retry_timeout: Duration::from_secs(180),
+            sign_payload: endpoint_is_http,
         }
     }
 
@@ -135,6 +145,7 @@ impl fmt::Debug for S3Config {
             .field("max_retries", &self.max_retries)
             .field("retry_backoff", &self.retry_backoff)
             .field("retry_timeout", &self.retry_timeout)
+            .field("sign_payload", &self.sign_payload)
             .finish()
     }
 }

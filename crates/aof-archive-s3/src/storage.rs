@@ -55,6 +55,22 @@ impl S3ArchiveStorage {
     /// TLS is rustls with ring; if the process has no default rustls
     /// crypto provider yet, ring's is installed as the default.
     pub fn new(config: S3Config) -> Result<Self, S3ConfigError> {
+        Self::build(config, None)
+    }
+
+    /// As [`S3ArchiveStorage::new`], with requests sent through `connector`
+    /// (a proxy, a custom TLS setup, or a fault-injecting test transport).
+    pub fn with_http_connector(
+        config: S3Config,
+        connector: impl object_store::client::HttpConnector,
+    ) -> Result<Self, S3ConfigError> {
+        Self::build(config, Some(Box::new(connector)))
+    }
+
+    fn build(
+        config: S3Config,
+        connector: Option<Box<dyn object_store::client::HttpConnector>>,
+    ) -> Result<Self, S3ConfigError> {
         if config.part_size < 5 << 20 {
             return Err(S3ConfigError::Field {
                 field: "part_size",
@@ -96,9 +112,13 @@ impl S3ArchiveStorage {
             .with_bucket_name(&config.bucket)
             .with_allow_http(config.allow_http)
             .with_checksum_algorithm(Checksum::CRC64NVME)
+            .with_unsigned_payload(!config.sign_payload)
             .with_conditional_put(S3ConditionalPut::ETagMatch)
             .with_client_options(client)
             .with_retry(retry);
+        if let Some(connector) = connector {
+            builder = builder.with_http_connector(BoxedConnector(connector));
+        }
         if let Some(endpoint) = &config.endpoint {
             builder = builder
                 .with_endpoint(endpoint)
@@ -277,6 +297,16 @@ impl S3ArchiveStorage {
         let meta = reader.meta().expect("the source was read to its end");
         upload.finish().await.map_err(|e| map_error(key, e))?;
         Ok(meta)
+    }
+}
+
+/// A boxed connector, since the builder takes one by value.
+#[derive(Debug)]
+struct BoxedConnector(Box<dyn object_store::client::HttpConnector>);
+
+impl object_store::client::HttpConnector for BoxedConnector {
+    fn connect(&self, options: &ClientOptions) -> object_store::Result<object_store::client::HttpClient> {
+        self.0.connect(options)
     }
 }
 

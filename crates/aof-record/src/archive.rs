@@ -160,9 +160,10 @@ pub enum ArchiveError {
     ChecksumMismatch {
         /// The key.
         key: ArchiveKey,
-        /// The checksum declared or recorded.
+        /// The checksum declared or recorded (0, like `actual`, when a
+        /// server refused the bytes without saying more).
         expected: u64,
-        /// The checksum of the bytes seen (0 when the server only said "bad").
+        /// The checksum of the bytes seen.
         actual: u64,
     },
     /// An [`ObjectSource`] held more or fewer bytes than it declared.
