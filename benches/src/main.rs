@@ -1,7 +1,7 @@
 //! `aof-bench`: the main benchmark job, run by `cargo xtask bench`.
 //!
 //! ```text
-//! aof-bench [--quick] [--json PATH] [--only engine|open|reads|record]
+//! aof-bench [--quick] [--json PATH] [--only engine|open|reads|record|archive]
 //! ```
 //!
 //! Prints a table of every workload beside its same-run baseline; with
@@ -12,6 +12,8 @@ use aof_bench::engine::EngineBudget;
 use aof_bench::{Budget, engine, progress, reads, record, table, write_json};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod archive;
 
 fn main() -> ExitCode {
     let mut quick = false;
@@ -30,7 +32,9 @@ fn main() -> ExitCode {
                 }
             },
             "-h" | "--help" => {
-                println!("usage: aof-bench [--quick] [--json PATH] [--only engine|open|reads|record]");
+                println!(
+                    "usage: aof-bench [--quick] [--json PATH] [--only engine|open|reads|record|archive]"
+                );
                 return ExitCode::SUCCESS;
             }
             // `cargo bench` passes --bench to every target; ignore it.
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
     let run_engine = only.as_deref().is_none_or(|o| o == "engine");
     let run_reads = only.as_deref().is_none_or(|o| o == "reads");
     let run_record = only.as_deref().is_none_or(|o| o == "record");
+    let run_archive = only.as_deref().is_none_or(|o| o == "archive");
     let budget = if quick { Budget::quick() } else { Budget::full() };
     let engine_budget = if quick {
         EngineBudget::quick()
@@ -66,6 +71,9 @@ fn main() -> ExitCode {
     if run_reads {
         cases += reads::CASES;
     }
+    if run_archive {
+        cases += archive::CASES;
+    }
     let pb = progress(cases);
     let mut step = |name: &str| {
         pb.set_message(name.to_owned());
@@ -86,6 +94,11 @@ fn main() -> ExitCode {
     };
     let mut record_results = if run_record {
         record::run(budget, &mut step)
+    } else {
+        Vec::new()
+    };
+    let archive_results = if run_archive {
+        archive::run(&scratch, quick, &mut step)
     } else {
         Vec::new()
     };
@@ -126,11 +139,25 @@ fn main() -> ExitCode {
         println!("buffer, so both sides write to memory. Decode = full validation + CRC.\n");
         print!("{}", table(&record_results));
     }
+    if run_archive {
+        println!(
+            "\nArchive: compress + store a 64 MiB log-like segment (zstd level 3, 1 MiB frames) to the filesystem"
+        );
+        println!(
+            "archive and to s3s-fs over HTTP, beside zstd alone on the same bytes in alternating rounds (MB/s of"
+        );
+        println!(
+            "segment). Reads: one frame by one ranged read (size = bytes fetched) beside fetching and decompressing"
+        );
+        println!("the whole object (size = object bytes); ratio = frame reads per whole read.\n");
+        print!("{}", table(&archive_results));
+    }
     if let Some(path) = json {
         let all: Vec<_> = engine_results
             .into_iter()
             .chain(read_results)
             .chain(record_results)
+            .chain(archive_results)
             .collect();
         if let Err(e) = write_json(&path, &all) {
             eprintln!("aof-bench: cannot write {}: {e}", path.display());
