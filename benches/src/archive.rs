@@ -8,6 +8,8 @@
 //! - **read**: fetch one record's frame by one ranged read (seek table
 //!   cached, as the engine keeps it) beside fetching and decompressing the
 //!   whole object; p50/p99 latency and the bytes fetched (`size` column).
+//!
+//! `strategy` shows each object's compression ratio (segment / object).
 
 use aof_archive_format::{ArchiveFormatExt, WriterOptions};
 use aof_archive_fs::FilesystemArchiveStorage;
@@ -183,8 +185,9 @@ async fn run_async(scratch: &Path, quick: bool, step: &mut dyn FnMut(&str)) -> V
     }
     step("archive store");
     let base = median(&mut base_rates);
+    let alone = std::fs::metadata(dir.join("baseline.zst")).map_or(0, |m| m.len());
     let mut b = row("baseline_zstd_alone", size, base / size as f64, base);
-    b.strategy = Some(format!("level {LEVEL}"));
+    b.strategy = Some(format!("ratio {:.2}", size as f64 / alone.max(1) as f64));
     for (i, (name, _, _)) in stores.iter().enumerate() {
         let rate = median(&mut rates[i]);
         let ratio = median(&mut ratios[i]);

@@ -66,3 +66,49 @@ async fn a_file_changed_under_the_archive_is_seen_by_head() {
     assert_eq!(now.size, meta.size);
     assert_ne!(now.checksum, meta.checksum);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_archives_as_a_file_that_zstd_restores() {
+    use aof_archive_format::{ArchiveFormatExt, WriterOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let archive = FilesystemArchiveStorage::new(dir.path().join("archive")).unwrap();
+    let segment = dir.path().join("seg");
+    let data: Vec<u8> = (0..3_500_000u32).map(|i| (i / 3 % 253) as u8).collect();
+    std::fs::write(&segment, &data).unwrap();
+    let key = ArchiveKey::new("segments/1.seg.zst").unwrap();
+    let summary = archive
+        .archive_segment(&key, &segment, dir.path(), WriterOptions::default())
+        .await
+        .unwrap();
+    // The file is the whole object, and decompresses to the segment.
+    let object = std::fs::read(archive.path_of(&key)).unwrap();
+    assert_eq!(object.len() as u64, summary.compressed_size);
+    assert!(decompress(&object) == data);
+    let (table, _) = archive.read_seek_table(&key).await.unwrap();
+    let f = table.frame_at(3_000_000).unwrap();
+    assert_eq!(
+        archive.read_frame(&key, &f).await.unwrap()[..],
+        data[f.decompressed.start as usize..f.decompressed.end as usize]
+    );
+    // Archiving the same segment again is a no-op; the scratch file is gone.
+    archive
+        .archive_segment(&key, &segment, dir.path(), WriterOptions::default())
+        .await
+        .unwrap();
+    let back = dir.path().join("back");
+    let wrong = archive
+        .restore_segment(&key, &back, Some(summary.uncompressed_checksum ^ 1))
+        .await;
+    assert!(wrong.is_err());
+    archive
+        .restore_segment(&key, &back, Some(summary.uncompressed_checksum))
+        .await
+        .unwrap();
+    assert!(std::fs::read(&back).unwrap() == data);
+}
+
+fn decompress(object: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    aof_archive_format::restore(object, &mut out, None).unwrap();
+    out
+}

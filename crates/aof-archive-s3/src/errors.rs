@@ -86,7 +86,10 @@ pub(crate) fn map_error(key: &ArchiveKey, e: object_store::Error) -> ArchiveErro
     }
 }
 
-/// Whether the request ended on a 5xx answer (after retries).
+/// Whether the request ended on a 5xx answer (after retries) whose body
+/// carried no S3 code. object_store 0.14 keeps its `RetryError` (and so the
+/// status) private, so the status is read from its message: the one place
+/// this crate reads error text, kept to this last-resort classification.
 fn is_server_error(e: &object_store::Error) -> bool {
     let text = e.to_string();
     ["500 ", "502 ", "503 ", "504 "]
