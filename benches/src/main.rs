@@ -1,7 +1,7 @@
 //! `aof-bench`: the main benchmark job, run by `cargo xtask bench`.
 //!
 //! ```text
-//! aof-bench [--quick] [--json PATH] [--only engine|open|reads|record]
+//! aof-bench [--quick] [--json PATH] [--only engine|open|reads|record|archive]
 //! ```
 //!
 //! Prints a table of every workload beside its same-run baseline; with
@@ -14,6 +14,8 @@
 use aof_bench::engine::EngineBudget;
 use aof_bench::measure::Budget;
 use aof_bench::progress::Progress;
+mod archive;
+
 use aof_bench::{BenchResult, Res, engine, reads, record, table, write_results};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,7 +37,9 @@ fn main() -> ExitCode {
                 }
             },
             "-h" | "--help" => {
-                println!("usage: aof-bench [--quick] [--json PATH] [--only engine|open|reads|record]");
+                println!(
+                    "usage: aof-bench [--quick] [--json PATH] [--only engine|open|reads|record|archive]"
+                );
                 return ExitCode::SUCCESS;
             }
             // `cargo bench` passes --bench to every target; ignore it.
@@ -50,8 +54,9 @@ fn main() -> ExitCode {
     let run_open = only.as_deref() == Some("open");
     let run_reads = only.as_deref().is_none_or(|o| o == "reads");
     let run_record = only.as_deref().is_none_or(|o| o == "record");
-    if !(run_engine || run_open || run_reads || run_record) {
-        eprintln!("aof-bench: --only wants engine, open, reads or record");
+    let run_archive = only.as_deref().is_none_or(|o| o == "archive");
+    if !(run_engine || run_open || run_reads || run_record || run_archive) {
+        eprintln!("aof-bench: --only wants engine, open, reads, record or archive");
         return ExitCode::from(2);
     }
     let budget = if quick { Budget::quick() } else { Budget::full() };
@@ -67,6 +72,8 @@ fn main() -> ExitCode {
         open: run_open,
         reads: run_reads,
         record: run_record,
+        archive: run_archive,
+        quick,
     };
     match run(&jobs, &scratch, budget, engine_budget, json.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,6 +90,8 @@ struct Jobs {
     open: bool,
     reads: bool,
     record: bool,
+    archive: bool,
+    quick: bool,
 }
 
 fn run(
@@ -106,10 +115,13 @@ fn run(
     if jobs.reads {
         cases += reads::CASES;
     }
+    if jobs.archive {
+        cases += archive::CASES;
+    }
     let progress = Progress::new("aof-bench", cases);
     let measured = measure_all(jobs, scratch, budget, engine_budget, &progress);
     progress.finish();
-    let (engine_results, read_results, mut record_results) = measured?;
+    let (engine_results, read_results, mut record_results, archive_results) = measured?;
     if jobs.engine || jobs.open {
         println!("Engine on embedded defaults (local files, SQLite index), 64 MiB segments, pre-allocated;");
         println!(
@@ -147,11 +159,25 @@ fn run(
         println!("buffer, so both sides write to memory. Decode = full validation + CRC.\n");
         print!("{}", table(&record_results));
     }
+    if jobs.archive {
+        println!(
+            "\nArchive: compress + store a 64 MiB log-like segment (zstd level 3, 1 MiB frames) to the filesystem"
+        );
+        println!(
+            "archive and to s3s-fs over HTTP, beside zstd alone on the same bytes in alternating rounds (MB/s of"
+        );
+        println!(
+            "segment). Reads: one frame by one ranged read (size = bytes fetched) beside fetching and decompressing"
+        );
+        println!("the whole object (size = object bytes); ratio = frame reads per whole read.\n");
+        print!("{}", table(&archive_results));
+    }
     if let Some(path) = json {
         let all: Vec<_> = engine_results
             .into_iter()
             .chain(read_results)
             .chain(record_results)
+            .chain(archive_results)
             .collect();
         write_results(path, &all).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!("aof-bench: wrote {}", path.display());
@@ -159,7 +185,12 @@ fn run(
     Ok(())
 }
 
-type Tables = (Vec<BenchResult>, Vec<BenchResult>, Vec<BenchResult>);
+type Tables = (
+    Vec<BenchResult>,
+    Vec<BenchResult>,
+    Vec<BenchResult>,
+    Vec<BenchResult>,
+);
 
 fn measure_all(
     jobs: &Jobs,
@@ -189,5 +220,12 @@ fn measure_all(
     } else {
         Vec::new()
     };
-    Ok((engine_results, read_results, record_results))
+    let archive_results = if jobs.archive {
+        archive::run(scratch, jobs.quick, &mut |name| {
+            progress.case(&format!("archive: {name}"))
+        })
+    } else {
+        Vec::new()
+    };
+    Ok((engine_results, read_results, record_results, archive_results))
 }

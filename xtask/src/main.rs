@@ -5,9 +5,9 @@
 //! | `test` | installs missing system prerequisites, then runs every test of the workspace |
 //! | `lint` | `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings` |
 //! | `ci` | `lint`, then `test`: what `.ci/run` does |
-//! | `bench [--quick] [--json PATH] [--only engine\|open\|reads\|record]` | installs missing system prerequisites, then the main benchmark job (release build of `aof-bench`) |
+//! | `bench [--quick] [--json PATH] [--only engine\|open\|reads\|record\|archive]` | installs missing system prerequisites, then the main benchmark job (release build of `aof-bench`) |
 //! | `compare [--quick] [--json PATH] [--sizes N,...] [--batch N]` | installs missing system prerequisites, then the MDBX-vs-SQLite index suite (`aof-compare` binary of `aof-bench`); `--json out.json` also writes the chart `out.svg` |
-//! | `prereqs` | only installs the system prerequisites |
+//! | `prereqs` | only installs the system prerequisites (and the moto S3 server's venv, `.venv-moto`) |
 //! | `fuzz TARGET\|all [--time S] [-- LIBFUZZER_ARGS]` | runs cargo-fuzz targets of `fuzz/` for S seconds each (nightly; installs cargo-fuzz if missing); without a nightly toolchain, the arbitrary-bytes proptest suites instead |
 //!
 //! Dependency-free on purpose: it builds in a second and never waits for the
@@ -25,7 +25,15 @@ const PREREQUISITES: &[(&str, &str, &str)] = &[
         "the tests that run the sqlite3 command-line tool on index files",
         "bin:sqlite3",
     ),
+    (
+        "python3-venv",
+        "the venv of the moto S3 server that aof-archive-s3's tests start",
+        "py:ensurepip",
+    ),
 ];
+
+/// The moto server the archive tests run, pinned; installed from PyPI into `.venv-moto`.
+const MOTO: &str = "moto[server]==5.2.5";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -75,6 +83,14 @@ fn present(probe: &str) -> bool {
             .map(|p| env::split_paths(&p).any(|d| d.join(bin).is_file()))
             .unwrap_or(false);
     }
+    if let Some(module) = probe.strip_prefix("py:") {
+        // No python3 at all: nothing to install it for (the moto tests say so).
+        return !present("bin:python3")
+            || Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .output()
+                .is_ok_and(|o| o.status.success());
+    }
     if let Some(lib) = probe.strip_prefix("lib:") {
         // Debian puts libclang under /usr/lib/llvm-N/lib and the multiarch directory.
         let dirs = [
@@ -118,6 +134,31 @@ fn is_root() -> bool {
 }
 
 fn prereqs() -> Result<(), String> {
+    system_packages()?;
+    moto_venv()
+}
+
+/// Creates `.venv-moto` with moto's server, unless it is there. Without
+/// python3 the moto tests skip, except under CI, where they fail.
+fn moto_venv() -> Result<(), String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = root.join(".venv-moto");
+    if venv.join("bin/moto_server").is_file() {
+        return Ok(());
+    }
+    if !present("bin:python3") {
+        eprintln!("xtask: python3 not found; the moto S3 tests will be skipped");
+        return Ok(());
+    }
+    let mut mk = Command::new("python3");
+    mk.args(["-m", "venv"]).arg(&venv);
+    run(mk)?;
+    let mut pip = Command::new(venv.join("bin/pip"));
+    pip.args(["install", "--quiet", "--disable-pip-version-check", MOTO]);
+    run(pip)
+}
+
+fn system_packages() -> Result<(), String> {
     let missing: Vec<&(&str, &str, &str)> = PREREQUISITES
         .iter()
         .filter(|(_, _, probe)| !present(probe))

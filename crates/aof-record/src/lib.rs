@@ -13,7 +13,7 @@
 //! | [`config`] | [`AofConfig`] and its builder, [`FlushStrategy`] |
 //! | [`entry`] | [`SegmentEntry`], [`SegmentStatus`] and the segment lifecycle |
 //! | [`index`] | the [`SegmentIndex`] trait and the in-memory reference index |
-//! | [`archive`] | the [`ArchiveStorage`] trait, [`ArchiveKey`], the in-memory archive |
+//! | [`archive`] | the [`ArchiveStorage`] trait and its [`ArchiveStorageExt`] conveniences, [`ArchiveKey`], [`ObjectSource`], the in-memory archive |
 //! | [`error`] | [`AofError`] |
 //! | `conformance` | (feature `conformance`) the suites every backend runs |
 //!
@@ -54,7 +54,10 @@ pub mod manifest;
 pub mod record;
 pub mod segment;
 
-pub use archive::{ArchiveError, ArchiveKey, ArchiveStorage, MemoryArchive};
+pub use archive::{
+    ArchiveError, ArchiveKey, ArchiveResult, ArchiveStorage, ArchiveStorageExt, ListedObject, MemoryArchive,
+    ObjectMeta, ObjectSource, ObjectStream,
+};
 pub use config::{
     AofConfig, AofConfigBuilder, ConfigError, ConfigField, FORMAT_MAX_RECORD_SIZE, FlushStrategy,
     IndexBackend,
