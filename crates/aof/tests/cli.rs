@@ -569,8 +569,10 @@ fn a_missing_directory_is_refused_except_by_append() {
     assert!(!missing.exists(), "nothing may create it");
 }
 
+/// Reading commands open the log read-only: they work beside a writer in
+/// another process and see its durable records. Writing ones are refused.
 #[test]
-fn a_log_locked_by_a_writer_is_refused() {
+fn reads_work_beside_a_writer_and_writes_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let log = aof::open(dir, AofConfig::default()).unwrap();
@@ -580,7 +582,14 @@ fn a_log_locked_by_a_writer_is_refused() {
         &["dump", "DIR"],
         &["verify", "DIR"],
         &["stat", "DIR"],
-        &["index", "migrate", "DIR", "--to", "mdbx"],
+    ] {
+        let out = aof(args, dir);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(aof(&["read", "DIR", "0"], dir).stdout, b"held");
+    for args in [
+        &["index", "migrate", "DIR", "--to", "mdbx"][..],
+        &["repair", "DIR"],
     ] {
         assert_error(&aof(args, dir), 1, "is locked by another writer");
     }
@@ -707,11 +716,27 @@ fn append_creates_an_mdbx_log_on_request_and_keeps_an_existing_logs_backend() {
     assert_eq!(aof(&["read", "DIR", "1"], &dir).stdout, b"again");
 }
 
+/// Every file of `dir` (recursively) with its bytes.
+fn tree(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(tree(&p));
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Bytes after the last record, beyond the recovery point, look like a torn
-/// write: opening the log cuts them (and saves them); verify reports that as
-/// a failure rather than a clean log.
+/// write. `verify` reports it and changes nothing (nor do read, dump, stat
+/// and tail); `aof repair --dry-run` says what it would do, `aof repair`
+/// does it (the bytes saved beside the segment), and then the log verifies.
 #[test]
-fn verify_fails_when_opening_had_to_cut_a_torn_tail() {
+fn verify_reports_a_torn_tail_and_repair_cuts_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     assert_ok(&aof_with_input(&["append", "DIR"], dir, b"a\nb\nc\n"));
@@ -724,23 +749,40 @@ fn verify_fails_when_opening_had_to_cut_a_torn_tail() {
     );
     bytes[end..end + 20].fill(0x5a);
     std::fs::write(file, &bytes).unwrap();
+    let before = tree(dir);
     let out = aof(&["verify", "DIR"], dir);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(!err.contains("panicked"), "{err}");
-    // The engine's warning, then the verdict.
-    assert!(
-        err.lines()
-            .any(|l| l.starts_with("aof: warning: ") && l.contains("torn tail")),
-        "{err}"
-    );
     assert!(
         err.lines()
             .last()
             .unwrap()
-            .starts_with("aof: verification failed: the active segment ended"),
+            .starts_with("aof: verification failed: the log needs repair"),
         "{err}"
     );
+    assert!(
+        err.contains(&format!("cut a torn tail of 20 bytes at offset {end}")),
+        "{err}"
+    );
+    for args in [
+        &["read", "DIR", "1"][..],
+        &["dump", "DIR"],
+        &["stat", "DIR"],
+        &["stat", "DIR", "--json"],
+        &["tail", "DIR", "-n", "2"],
+        &["repair", "DIR", "--dry-run"],
+    ] {
+        let out = aof(args, dir);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(tree(dir) == before, "{args:?} changed the log directory");
+    }
+    let dry = stdout(&aof(&["repair", "DIR", "--dry-run"], dir));
+    assert!(dry.contains("would cut a torn tail"), "{dry}");
+    let out = aof(&["repair", "DIR"], dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("repaired"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("cut a torn tail"), "{}", stderr(&out));
     assert!(
         dir.join(format!(
             "{}.torn-{end}",
@@ -750,6 +792,7 @@ fn verify_fails_when_opening_had_to_cut_a_torn_tail() {
     );
     // What is left verifies, and every record is still there.
     assert_ok(&aof(&["verify", "DIR"], dir));
+    assert_eq!(stdout(&aof(&["repair", "DIR"], dir)), "nothing to repair\n");
     assert_eq!(
         aof(&["dump", "DIR"], dir)
             .stdout

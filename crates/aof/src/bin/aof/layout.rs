@@ -119,11 +119,19 @@ pub fn read_config(layout: &Layout) -> anyhow::Result<AofConfig> {
         .build()?)
 }
 
-/// Opens the existing log in `dir` to read it (this takes the writer lock:
-/// a log another process has open is refused with [`AofError::Locked`]).
+/// Opens the existing log in `dir` to read it: read-only (no lock, not a
+/// byte written, beside a writer in another process) when its index is
+/// SQLite. An MDBX index opens its file exclusively, so such a log is opened
+/// as a writer would (taking the lock; a log another process has open is
+/// refused with [`AofError::Locked`]).
 pub fn open_existing(dir: &Path) -> anyhow::Result<(Layout, Aof)> {
     let layout = existing(dir)?;
-    let log = aof::open(dir, read_config(&layout)?).map_err(|e| open_error(dir, e))?;
+    let config = read_config(&layout)?;
+    let log = match layout.backend {
+        IndexBackend::Mdbx => aof::open(dir, config),
+        _ => aof::open_read_only(dir, config),
+    }
+    .map_err(|e| open_error(dir, e))?;
     Ok((layout, log))
 }
 

@@ -122,12 +122,27 @@ enum Command {
     },
     /// Check every checksum of every segment against the index.
     ///
-    /// Exits 0 and prints a summary if everything checks out; otherwise exits
-    /// 1 naming the first problem: the segment and, for a bad record, the
-    /// byte offset in the segment file.
+    /// Changes nothing (a damaged log is left for `aof repair`). Exits 0 and
+    /// prints a summary if everything checks out; otherwise exits 1 naming
+    /// the first problem: the segment and, for a bad record, the byte offset
+    /// in the segment file, or the damage opening the log would repair.
     Verify {
         /// The log directory.
         dir: PathBuf,
+    },
+    /// Do what opening the log after a crash does, printing each change first.
+    ///
+    /// Completes interrupted steps (a finalization, a segment's index entry),
+    /// cuts a torn tail (saving its bytes beside the segment), moves files
+    /// that do not belong into lost+found/, removes temp files. With
+    /// --dry-run, only prints what it would do. Exits 0 once the log is
+    /// repaired (or had nothing to repair).
+    Repair {
+        /// The log directory.
+        dir: PathBuf,
+        /// Print the changes without making them.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Show segments, statuses, sizes, ids, the index and metrics.
     Stat {
@@ -223,6 +238,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             json,
         } => follow::tail(&dir, lines, follow, json),
         Command::Verify { dir } => verify::run(&dir),
+        Command::Repair { dir, dry_run } => verify::repair(&dir, dry_run),
         Command::Stat { dir, json } => stat::run(&dir, json),
         Command::Index { command } => match command {
             IndexCommand::Migrate { dir, to } => index::migrate(&dir, to.into()),

@@ -6,12 +6,10 @@ use crate::output::human_size;
 use anyhow::{Context, bail};
 use aof::AofError;
 use aof::engine::layout::segment_file_name;
-use aof::format::record::decode_record;
-use aof::format::{FooterError, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, SegmentFooter};
 use std::path::Path;
 
-/// Verifies the log in `dir`; fails naming the first problem found, or if
-/// opening the log had to cut a torn tail.
+/// Verifies the log in `dir` without changing it; fails naming the first
+/// problem found, or the damage a writable open would repair.
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     let (_, log) = layout::open_existing(dir)?;
     let bar = progress_bar();
@@ -21,16 +19,20 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
         bar.set_position(done);
     });
     bar.finish_and_clear();
-    let report = report.map_err(|e| failed(dir, locate(dir, e)))?;
-    // Opening ran recovery, which cuts bytes at the end of the active segment
-    // that fail their checksum: after a crash a torn write, otherwise damage.
-    // Either way the records are gone from the log; say so, and fail.
-    let cut = log.performance_metrics().torn_tails_cut();
-    if cut > 0 {
+    let report = report.map_err(|e| failed(dir, e))?;
+    // Damage recovery would repair (a torn tail, files that do not belong):
+    // the read-only open saw it and left it; say so, and fail.
+    let damage: Vec<String> = log
+        .repairs()
+        .iter()
+        .filter(|r| r.is_damage())
+        .map(ToString::to_string)
+        .collect();
+    if !damage.is_empty() {
         bail!(
-            "verification failed: the active segment ended in bytes that fail their checksum \
-             (a torn write or damage); opening the log cut them off and saved them beside the \
-             segment as <segment>.torn-<offset>; the {} records before them verify",
+            "verification failed: the log needs repair (`aof repair {}`): {}; the {} records before it verify",
+            dir.display(),
+            damage.join("; "),
             report.records
         );
     }
@@ -43,55 +45,31 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
     log.close_blocking().context("closing the log")
 }
 
-/// A data checksum mismatch says that a finalized segment is damaged, not
-/// where: walk its records to find the first bad one, so the error names
-/// the offset. Any other error is returned as it is.
-fn locate(dir: &Path, e: AofError) -> AofError {
-    let AofError::InvalidFooter {
-        segment,
-        source: FooterError::DataChecksumMismatch { .. },
-    } = &e
-    else {
-        return e;
-    };
-    match first_bad_record(dir, *segment) {
-        Some(found) => found,
-        None => e,
+/// `aof repair`: prints what recovery will change, then (unless `dry_run`)
+/// opens the log as a writer, which makes those changes.
+pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<()> {
+    if !dry_run {
+        // Refuse a log another process has open before printing a plan.
+        drop(layout::lock(dir)?);
     }
-}
-
-/// The first record of finalized segment `base` that fails to decode or
-/// has the wrong id, as an error; `None` if every record holds.
-fn first_bad_record(dir: &Path, base: u64) -> Option<AofError> {
-    let data = std::fs::read(dir.join(segment_file_name(base))).ok()?;
-    let footer = SegmentFooter::decode(&data).ok()?;
-    let end = usize::try_from(footer.data_end).ok()?.min(data.len());
-    let mut at = SEGMENT_HEADER_SIZE;
-    let mut id = base;
-    while at < end {
-        match decode_record(&data[at..end], u32::MAX - RECORD_HEADER_SIZE as u32) {
-            Ok(rec) if rec.header.id == id => {
-                at += rec.encoded_len();
-                id += 1;
-            }
-            Ok(rec) => {
-                return Some(AofError::SegmentMismatch {
-                    segment: base,
-                    what: "record id",
-                    expected: id,
-                    actual: rec.header.id,
-                });
-            }
-            Err(source) => {
-                return Some(AofError::Corruption {
-                    segment: base,
-                    offset: at as u64,
-                    source,
-                });
-            }
-        }
+    let (layout, log) = layout::open_existing(dir)?;
+    let planned: Vec<String> = log.repairs().iter().map(ToString::to_string).collect();
+    drop(log);
+    if planned.is_empty() {
+        println!("nothing to repair");
+        return Ok(());
     }
-    None
+    for change in &planned {
+        println!("{}{change}", if dry_run { "would " } else { "" });
+    }
+    if dry_run {
+        return Ok(());
+    }
+    let log = aof::open(dir, layout::read_config(&layout)?).map_err(|e| layout::open_error(dir, e))?;
+    let done = log.repairs().len();
+    log.close_blocking().context("closing the log")?;
+    println!("repaired: {done} changes");
+    Ok(())
 }
 
 /// The verification failure `e`, naming the segment's file when it has one.
