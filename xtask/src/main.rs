@@ -8,6 +8,7 @@
 //! | `bench [--quick] [--json PATH] [--only engine\|open\|reads\|record\|archive]` | installs missing system prerequisites, then the main benchmark job (release build of `aof-bench`) |
 //! | `compare [--quick] [--json PATH] [--sizes N,...] [--batch N]` | installs missing system prerequisites, then the MDBX-vs-SQLite index suite (`aof-compare` binary of `aof-bench`); `--json out.json` also writes the chart `out.svg` |
 //! | `prereqs` | only installs the system prerequisites (and the moto S3 server's venv, `.venv-moto`) |
+//! | `crash [--seeds N]` | the crash matrix (`aof-core`'s crash sweeps) with N writeback seeds per crash point, optimised |
 //! | `fuzz TARGET\|all [--time S] [-- LIBFUZZER_ARGS]` | runs cargo-fuzz targets of `fuzz/` for S seconds each (nightly; installs cargo-fuzz if missing); without a nightly toolchain, the arbitrary-bytes proptest suites instead |
 //!
 //! Dependency-free on purpose: it builds in a second and never waits for the
@@ -50,8 +51,9 @@ fn main() -> ExitCode {
         "bench" => prereqs().and_then(|()| bench(rest)),
         "compare" => prereqs().and_then(|()| compare(rest)),
         "fuzz" => fuzz(rest),
+        "crash" => crash(rest),
         other => Err(format!(
-            "unknown command {other:?}; try test, lint, ci, bench, compare, prereqs or fuzz"
+            "unknown command {other:?}; try test, lint, ci, bench, compare, prereqs, fuzz or crash"
         )),
     };
     match result {
@@ -261,6 +263,43 @@ struct FuzzRun {
     execs: Option<u64>,
     seconds: f64,
     ok: bool,
+}
+
+/// `cargo xtask crash [--seeds N]`: the crash matrix of `aof-core`'s
+/// `tests/crash_sweep.rs` with N reordered-writeback seeds per crash point
+/// (CI runs 4), optimised, printing a row per workload.
+fn crash(args: &[String]) -> Result<(), String> {
+    let mut seeds = "32".to_owned();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seeds" => seeds = it.next().ok_or("--seeds wants a number")?.clone(),
+            other => return Err(format!("crash: unknown argument {other:?}; use --seeds N")),
+        }
+    }
+    seeds
+        .parse::<u64>()
+        .map_err(|_| format!("--seeds wants a number, not {seeds:?}"))?;
+    eprintln!("xtask: crash matrix, {seeds} writeback seeds per crash point");
+    println!("| workload | crash points | images | failures | workload panics | points not reached |");
+    println!("|---|---|---|---|---|---|");
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "--release",
+        "-p",
+        "aof-core",
+        "--features",
+        "fault-injection",
+        "--test",
+        "crash_sweep",
+        "--",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env("AOF_CRASH_SEEDS", &seeds);
+    run(cmd)
 }
 
 fn fuzz(args: &[String]) -> Result<(), String> {
