@@ -267,11 +267,19 @@ impl Aof {
 
     /// Makes every record appended so far durable; returns the highest durable id.
     ///
-    /// Runs the fsync on tokio's blocking pool; call it inside a tokio
-    /// runtime. The flush latency recorded in [`Aof::flush_metrics`] starts
-    /// when this is called, so it is what the caller waits.
+    /// Call it inside a tokio runtime. On a multi-threaded runtime the fsync
+    /// runs on the calling worker (`block_in_place`, which moves the
+    /// worker's other tasks elsewhere), so no hand-off to another thread and
+    /// back adds to the wait; on a current-thread runtime it runs on the
+    /// blocking pool. The flush latency recorded in [`Aof::flush_metrics`]
+    /// starts when this is called, so it is what the caller waits.
     pub async fn flush(&self) -> AofResult<Option<u64>> {
         let since = self.shared.flush.clock().now();
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread {
+            return tokio::task::block_in_place(|| self.shared.flush_all(FlushKind::Forced, Some(since)));
+        }
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || shared.flush_all(FlushKind::Forced, Some(since)))
             .await
