@@ -1,10 +1,12 @@
 //! Migrating a segment index between backends with `copy_index`, verified
-//! entry by entry: MDBX→SQLite (the design's migration), SQLite→MDBX, and the
-//! in-memory reference into both; plus the mismatches `copy_index` must report.
+//! entry by entry and with the log identity: MDBX→SQLite (the design's
+//! migration), SQLite→MDBX, and the in-memory reference into both; plus the
+//! mismatches `copy_index` must report.
 
 use aof_index_mdbx::MdbxSegmentIndex;
 use aof_index_sqlite::SqliteSegmentIndex;
-use aof_record::conformance::index::{active, archived, finalized};
+use aof_record::LogId;
+use aof_record::conformance::index::{LOG_ID_A, active, archived, finalized};
 use aof_record::entry::{SegmentEntry, SegmentStatus};
 use aof_record::index::{IndexError, IndexResult, MemorySegmentIndex, SegmentIndex, copy_index};
 use std::path::Path;
@@ -75,6 +77,7 @@ fn mdbx_to_sqlite() {
     {
         let from = mdbx(&from_path);
         from.add_entries(&entries).unwrap();
+        from.set_log_identity(LOG_ID_A).unwrap();
         from.sync().unwrap();
     }
     // As the migration runs: the old index opened from its file, the new one created.
@@ -85,6 +88,7 @@ fn mdbx_to_sqlite() {
     drop(to);
     let to = sqlite(&to_path);
     assert_eq!(to.get_all_segments().unwrap(), entries, "lost across reopen");
+    assert_eq!(to.log_identity().unwrap(), Some(LOG_ID_A), "identity lost");
     assert_eq!(answers(&to), answers(&from));
 }
 
@@ -96,6 +100,7 @@ fn sqlite_to_mdbx() {
     {
         let from = sqlite(&from_path);
         from.add_entries(&entries).unwrap();
+        from.set_log_identity(LOG_ID_A).unwrap();
         from.sync().unwrap();
     }
     let from = sqlite(&from_path);
@@ -106,6 +111,7 @@ fn sqlite_to_mdbx() {
     drop(to);
     let to = mdbx(&to_path);
     assert_eq!(to.get_all_segments().unwrap(), entries, "lost across reopen");
+    assert_eq!(to.log_identity().unwrap(), Some(LOG_ID_A), "identity lost");
     assert_eq!(answers(&to), answers(&from));
 }
 
@@ -174,8 +180,8 @@ fn a_clashing_destination_is_refused_and_left_unchanged() {
     assert_eq!(to.get_all_segments().unwrap(), vec![clash]);
 }
 
-/// A destination that reads one field back wrong: what a lossy backend or a
-/// broken encoding would do.
+/// A destination that reads one field back wrong, and the log identity not
+/// at all: what a lossy backend or a broken encoding would do.
 #[derive(Debug)]
 struct Lossy<I>(I);
 
@@ -230,6 +236,12 @@ impl<I: SegmentIndex> SegmentIndex for Lossy<I> {
     fn update_segment_tail(&self, base_id: u64, last_id: Option<u64>, size: u64) -> IndexResult<()> {
         self.0.update_segment_tail(base_id, last_id, size)
     }
+    fn log_identity(&self) -> IndexResult<Option<LogId>> {
+        Ok(None)
+    }
+    fn set_log_identity(&self, id: LogId) -> IndexResult<()> {
+        self.0.set_log_identity(id)
+    }
     fn sync(&self) -> IndexResult<()> {
         self.0.sync()
     }
@@ -260,4 +272,20 @@ fn a_field_read_back_wrong_is_a_mismatch_naming_the_entry() {
         copy_index(&from, &to),
         Err(IndexError::Mismatch { base_id: 310 })
     ));
+}
+
+#[test]
+fn an_identity_that_does_not_read_back_is_an_identity_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = mdbx(&dir.path().join("a.mdbx"));
+    from.add_entries(&sample()).unwrap();
+    from.set_log_identity(LOG_ID_A).unwrap();
+    let to = Lossy(sqlite(&dir.path().join("b.sqlite")));
+    match copy_index(&from, &to) {
+        Err(IndexError::IdentityMismatch {
+            from: Some(LOG_ID_A),
+            to: None,
+        }) => {}
+        r => panic!("a destination dropping the identity gave {r:?}"),
+    }
 }

@@ -18,7 +18,7 @@ pub(crate) const ENTRIES: &str = "aof.entries";
 pub(crate) const BY_STATUS: &str = "aof.by_status";
 /// The time table: end time and base id, `created_at` values.
 pub(crate) const BY_TIME: &str = "aof.by_time";
-/// The metadata table: format marker, version and `max_span`.
+/// The metadata table: format marker, version, `max_span` and the log identity.
 pub(crate) const META: &str = "aof.meta";
 /// Every table, in the order [`Tables`](crate::env::Tables) holds them.
 pub(crate) const TABLES: [&str; 4] = [ENTRIES, BY_STATUS, BY_TIME, META];
@@ -29,6 +29,8 @@ pub(crate) const META_FORMAT: &[u8] = b"format";
 pub(crate) const META_VERSION: &[u8] = b"version";
 /// `aof.meta` key of `max_span`, u64 big-endian.
 pub(crate) const META_MAX_SPAN: &[u8] = b"max_span";
+/// `aof.meta` key of the log identity, u128 big-endian; absent until set.
+pub(crate) const META_LOG_ID: &[u8] = b"log_id";
 /// The marker that tells an aof index from another MDBX environment.
 pub(crate) const FORMAT_MAGIC: &[u8] = b"aof-segment-index";
 

@@ -4,9 +4,10 @@ use crate::codec::{decode_id_key, decode_status_key, decode_time_row, id_key, st
 use crate::env::{Bytes, EnvCell, copy_env, open_env};
 use crate::error::{mdbx, open_error};
 use crate::options::MdbxIndexOptions;
-use crate::rows::{self, decode_row, indexed_entry, load, read_max_span};
+use crate::rows::{self, decode_row, indexed_entry, load, read_log_id, read_max_span};
 use crate::schema;
 use crate::writer::Writer;
+use aof_record::LogId;
 use aof_record::entry::{SegmentEntry, SegmentStatus};
 use aof_record::index::{IndexError, IndexResult, SegmentIndex, contract};
 use std::path::{Path, PathBuf};
@@ -272,6 +273,14 @@ impl SegmentIndex for MdbxSegmentIndex {
             let updated = contract::tail_update(base_id, current.as_ref(), last_id, size, next.as_ref())?;
             w.store(&updated, current.as_ref())
         })
+    }
+
+    fn log_identity(&self) -> IndexResult<Option<LogId>> {
+        self.cell.read(|txn, t| read_log_id(txn, &t.meta))
+    }
+
+    fn set_log_identity(&self, id: LogId) -> IndexResult<()> {
+        self.write(|w| w.set_log_id(id))
     }
 
     fn sync(&self) -> IndexResult<()> {

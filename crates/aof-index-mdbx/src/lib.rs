@@ -51,7 +51,7 @@
 //! | `aof.entries` | `base_id`, u64 big-endian (key order is id order) | the entry, layout below |
 //! | `aof.by_status` | status byte (1 Active, 2 Finalized, 3 ArchivedCached, 4 ArchivedRemote) ++ `base_id` BE | empty |
 //! | `aof.by_time` | end time BE (`finalized_at`, or `u64::MAX` while open-ended) ++ `base_id` BE | `created_at`, u64 BE |
-//! | `aof.meta` | `b"format"`, `b"version"`, `b"max_span"` | `b"aof-segment-index"`, u64 BE, u64 BE |
+//! | `aof.meta` | `b"format"`, `b"version"`, `b"max_span"`, `b"log_id"` | `b"aof-segment-index"`, u64 BE, u64 BE, u128 BE |
 //!
 //! Every mutation rewrites the entry and its two secondary rows in **one**
 //! write transaction, after checking it there (duplicates, overlaps with the
@@ -98,7 +98,10 @@
 //!
 //! # Format versions
 //!
-//! `aof.meta` holds [`FORMAT_VERSION`]. A file with a newer version is
+//! `aof.meta` holds [`FORMAT_VERSION`]. The `log_id` row (the identity of
+//! the log the index belongs to, [`SegmentIndex::set_log_identity`]) is
+//! absent until set, so a version-1 file from before identities is still
+//! version 1 and opens without one. A file with a newer version is
 //! refused with [`IndexError::UnsupportedSchemaVersion`] after a read-only
 //! look, so it is not modified (one exception: a file whose writer died with
 //! unsynced commits can only be opened read-write, and libmdbx recovers it

@@ -3,10 +3,11 @@
 //! agree.
 
 use crate::codec::{
-    META_MAX_SPAN, decode_entry, decode_id_key, decode_meta_u64, id_key, status_key, time_key,
+    META_LOG_ID, META_MAX_SPAN, decode_entry, decode_id_key, decode_meta_u64, id_key, status_key, time_key,
 };
 use crate::env::{Bytes, Tables, Txn};
 use crate::error::mdbx;
+use aof_record::LogId;
 use aof_record::entry::{SegmentEntry, SegmentStatus};
 use aof_record::index::{IndexError, IndexResult};
 use libmdbx::{Table, TransactionKind};
@@ -64,6 +65,23 @@ pub(crate) fn read_max_span<'t, K: TransactionKind>(
             base_id: 0,
             field: "aof.meta max_span",
         })
+}
+
+/// The log identity in the metadata table, if one was set; a value that is
+/// not 16 bytes is `CorruptMetadata`.
+pub(crate) fn read_log_id<'t, K: TransactionKind>(
+    txn: &'t Txn<'_, K>,
+    meta: &Table<'t>,
+) -> IndexResult<Option<LogId>> {
+    let v: Option<Bytes<'t>> = txn.get(meta, META_LOG_ID).map_err(mdbx)?;
+    v.map(|v| {
+        <[u8; 16]>::try_from(&*v)
+            .map(|b| LogId(u128::from_be_bytes(b)))
+            .map_err(|_| IndexError::CorruptMetadata {
+                field: "aof.meta log_id",
+            })
+    })
+    .transpose()
 }
 
 /// Reads every table in one snapshot and checks that they agree: every

@@ -1,10 +1,11 @@
 //! [`Writer`]: the changes one write transaction makes, each keeping the
 //! entry and its two secondary rows in step (see the crate docs, "Tables").
 
-use crate::codec::{META_MAX_SPAN, encode_entry, id_key, status_key, time_key};
+use crate::codec::{META_LOG_ID, META_MAX_SPAN, encode_entry, id_key, status_key, time_key};
 use crate::env::{Tables, Txn};
 use crate::error::mdbx;
-use crate::rows::{decode_opt, load, read_max_span};
+use crate::rows::{decode_opt, load, read_log_id, read_max_span};
+use aof_record::LogId;
 use aof_record::entry::SegmentEntry;
 use aof_record::index::{IndexResult, contract};
 use libmdbx::{RW, WriteFlags};
@@ -122,6 +123,16 @@ impl<'t, 'db> Writer<'t, 'db> {
                 .map_err(mdbx)?;
         }
         self.max_span = Some(current.max(span));
+        Ok(())
+    }
+
+    /// Stores the log identity, as [`SegmentIndex::set_log_identity`].
+    pub(crate) fn set_log_id(&mut self, id: LogId) -> IndexResult<()> {
+        if contract::identity_update(read_log_id(self.txn, &self.t.meta)?, id)? {
+            self.txn
+                .put(&self.t.meta, META_LOG_ID, id.0.to_be_bytes(), WriteFlags::empty())
+                .map_err(mdbx)?;
+        }
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 //! fixture, never to "fix" this one).
 
 use aof_index_mdbx::{FORMAT_VERSION, MdbxSegmentIndex};
-use aof_record::conformance::index::{active, archived, finalized};
+use aof_record::conformance::index::{LOG_ID_A, active, archived, finalized};
 use aof_record::entry::{SegmentEntry, SegmentStatus};
 use aof_record::index::SegmentIndex;
 use std::path::PathBuf;
@@ -82,5 +82,13 @@ fn the_v1_fixture_reads_back() {
         .update_segment_status(300, SegmentStatus::ArchivedCached)
         .unwrap();
     index.add_entry(&finalized(500, 599, 5, 6)).unwrap();
+    assert_eq!(index.verify().unwrap(), entries().len() + 1);
+    // It was written before log identities: it has none, and takes one.
+    assert_eq!(index.log_identity().unwrap(), None);
+    index.set_log_identity(LOG_ID_A).unwrap();
+    index.sync().unwrap();
+    drop(index);
+    let index = MdbxSegmentIndex::open(&path).unwrap();
+    assert_eq!(index.log_identity().unwrap(), Some(LOG_ID_A));
     assert_eq!(index.verify().unwrap(), entries().len() + 1);
 }

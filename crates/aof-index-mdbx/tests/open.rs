@@ -177,6 +177,43 @@ fn corrupt_values_are_errors_not_panics() {
     assert_eq!(index.verify().unwrap(), 3);
 }
 
+/// The log identity is stored as documented (u128 big-endian under
+/// `b"log_id"`); a value of another length is `CorruptMetadata` and is never
+/// overwritten.
+#[test]
+fn the_log_identity_is_stored_as_documented_and_damage_is_typed() {
+    use aof_record::conformance::index::LOG_ID_A;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("index.mdbx");
+    index_with_entries(&p);
+    let index = MdbxSegmentIndex::open(&p).unwrap();
+    index.set_log_identity(LOG_ID_A).unwrap();
+    index.sync().unwrap();
+    drop(index);
+    assert_eq!(
+        raw_get(&p, "aof.meta", b"log_id"),
+        Some(LOG_ID_A.0.to_be_bytes().to_vec())
+    );
+    for bad in [Vec::new(), vec![1u8; 15], vec![1u8; 17]] {
+        raw_put(&p, "aof.meta", b"log_id", &bad);
+        let index = MdbxSegmentIndex::open(&p).unwrap();
+        for result in [index.log_identity().map(drop), index.set_log_identity(LOG_ID_A)] {
+            assert!(
+                matches!(result, Err(IndexError::CorruptMetadata { .. })),
+                "{} bytes gave {result:?}",
+                bad.len()
+            );
+        }
+        assert_eq!(index.verify().unwrap(), 3);
+        drop(index);
+        assert_eq!(
+            raw_get(&p, "aof.meta", b"log_id"),
+            Some(bad),
+            "damage was overwritten"
+        );
+    }
+}
+
 #[test]
 fn verify_notices_secondary_tables_that_disagree() {
     let dir = tempfile::tempdir().unwrap();

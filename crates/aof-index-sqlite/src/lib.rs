@@ -59,7 +59,10 @@
 //! This is [`sql::SCHEMA_V1`]; [`sql`] holds every statement the index runs
 //! on `segments`, for tools that want to run the same ones.
 //! `metadata` holds `schema_version` (now `1`, see [`SCHEMA_VERSION`]),
-//! `created_by` and, once needed, `full_sync_commits` (see Durability).
+//! `created_by`, once set `log_id` (the identity of the log the index
+//! belongs to, [`SegmentIndex::set_log_identity`], as 32 hexadecimal digits;
+//! an index without it is still version 1) and, once needed,
+//! `full_sync_commits` (see Durability).
 //! `status` holds the names of [`SegmentStatus`] (`'Active'`, `'Finalized'`,
 //! `'ArchivedCached'`, `'ArchivedRemote'`). `compression_ratio`
 //! is written from [`SegmentEntry::compression_ratio`] for SQL users and never
@@ -133,6 +136,7 @@
 
 pub mod encoding;
 mod error;
+mod identity;
 mod ops;
 mod schema;
 pub mod sql;
@@ -173,7 +177,7 @@ pub fn read_entries(path: impl AsRef<Path>) -> IndexResult<Vec<SegmentEntry>> {
 pub use sql::SEGMENT_COLUMNS;
 pub use writer::WriterStats;
 
-use aof_record::{SegmentEntry, SegmentStatus};
+use aof_record::{LogId, SegmentEntry, SegmentStatus};
 use encoding::{ord, unord};
 use error::{Failure, Res};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -511,6 +515,14 @@ impl SegmentIndex for SqliteSegmentIndex {
             size,
         })
         .map(drop)
+    }
+
+    fn log_identity(&self) -> IndexResult<Option<LogId>> {
+        self.read(identity::read)
+    }
+
+    fn set_log_identity(&self, id: LogId) -> IndexResult<()> {
+        self.write(WriteOp::SetLogId(id)).map(drop)
     }
 
     fn sync(&self) -> IndexResult<()> {

@@ -14,9 +14,10 @@
 
 use crate::encoding::ord;
 use crate::error::{Failure, Res, SqliteIndexError};
+use crate::identity;
 use crate::sql::{self, INSERT_MANY, ROWS_PER_INSERT, decode, execute_entry, insert_many};
 use aof_record::index::contract;
-use aof_record::{IndexError, SegmentEntry, SegmentStatus};
+use aof_record::{IndexError, LogId, SegmentEntry, SegmentStatus};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +36,7 @@ pub(crate) enum WriteOp {
         last_id: Option<u64>,
         size: u64,
     },
+    SetLogId(LogId),
 }
 
 type Reply = Sender<Res<Option<SegmentEntry>>>;
@@ -342,6 +344,7 @@ fn apply(conn: &Connection, op: &WriteOp) -> Res<Option<SegmentEntry>> {
             last_id,
             size,
         } => update_tail(conn, *base_id, *last_id, *size).map(|()| None),
+        WriteOp::SetLogId(id) => identity::set(conn, *id).map(|()| None),
     }
 }
 

@@ -307,3 +307,90 @@ fn stored_values_that_do_not_decode_are_corrupt_entries() {
         std::fs::write(&path, backup).unwrap();
     }
 }
+
+/// A version-1 file as the code before log identities wrote it (the same
+/// schema, no `log_id` row) opens unchanged in version, has no identity,
+/// and takes one that survives a reopen.
+#[test]
+fn an_index_from_before_log_identities_opens_without_one_and_takes_one() {
+    use aof_index_sqlite::sql;
+    use aof_record::conformance::index::{LOG_ID_A, LOG_ID_B};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.db");
+    let entry = finalized(0, 99, 1, 2);
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        conn.execute_batch(sql::SCHEMA_V1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO metadata VALUES ('schema_version', '1'), ('created_by', 'aof-index-sqlite 0.1.0')",
+        )
+        .unwrap();
+        sql::execute_entry(&mut conn.prepare(sql::INSERT).unwrap(), &entry).unwrap();
+        conn.close().unwrap();
+    }
+    let index = SqliteSegmentIndex::open(&path).unwrap();
+    assert_eq!(index.log_identity().unwrap(), None);
+    assert_eq!(index.get_all_segments().unwrap(), vec![entry.clone()]);
+    index.set_log_identity(LOG_ID_A).unwrap();
+    index.sync().unwrap();
+    drop(index);
+    let index = SqliteSegmentIndex::open(&path).unwrap();
+    assert_eq!(index.log_identity().unwrap(), Some(LOG_ID_A));
+    assert!(matches!(
+        index.set_log_identity(LOG_ID_B),
+        Err(IndexError::IdentityAlreadySet { .. })
+    ));
+    assert_eq!(index.get_all_segments().unwrap(), vec![entry]);
+    drop(index);
+    let conn = Connection::open(&path).unwrap();
+    let version: String = conn
+        .query_row(
+            "SELECT value FROM metadata WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "1", "taking an identity changed the schema version");
+}
+
+/// A stored identity that is not what this code writes is a typed error on
+/// reading and is never overwritten.
+#[test]
+fn a_damaged_log_identity_is_corrupt_metadata_and_stays() {
+    use aof_record::conformance::index::LOG_ID_A;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.db");
+    make_index(&path);
+    let bad_values: [&dyn rusqlite::ToSql; 4] = [&"not hex", &"0123", &42i64, &vec![0u8; 16]];
+    for bad in bad_values {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO metadata (key, value) VALUES ('log_id', ?1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [bad],
+        )
+        .unwrap();
+        let stored: rusqlite::types::Value = conn
+            .query_row("SELECT value FROM metadata WHERE key = 'log_id'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        conn.close().unwrap();
+        let index = SqliteSegmentIndex::open(&path).unwrap();
+        for result in [index.log_identity().map(drop), index.set_log_identity(LOG_ID_A)] {
+            match result {
+                Err(IndexError::CorruptMetadata { field: "log_id" }) => {}
+                r => panic!("log_id {stored:?} gave {r:?}"),
+            }
+        }
+        drop(index);
+        let conn = Connection::open(&path).unwrap();
+        let after: rusqlite::types::Value = conn
+            .query_row("SELECT value FROM metadata WHERE key = 'log_id'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(after, stored, "a damaged identity was overwritten");
+    }
+}

@@ -7,7 +7,7 @@
 
 use aof_index_sqlite::{SegmentIndex, SqliteSegmentIndex};
 use aof_record::SegmentEntry;
-use aof_record::conformance::index::{active, archived, finalized};
+use aof_record::conformance::index::{LOG_ID_A, active, archived, finalized};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -98,6 +98,15 @@ fn the_schema_is_the_designed_one_and_integrity_is_ok() {
         )
         .trim(),
         "1"
+    );
+    let index = SqliteSegmentIndex::open(&path).unwrap();
+    index.set_log_identity(LOG_ID_A).unwrap();
+    index.sync().unwrap();
+    drop(index);
+    assert_eq!(
+        sqlite3(&path, "SELECT value FROM metadata WHERE key = 'log_id';\n").trim(),
+        LOG_ID_A.to_string(),
+        "the log identity is not the documented 32 hex digits"
     );
 }
 

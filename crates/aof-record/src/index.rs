@@ -9,6 +9,8 @@
 pub mod contract;
 
 use crate::entry::{InvalidEntry, SegmentEntry, SegmentStatus, TransitionError};
+use crate::manifest::LogId;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::Bound::{Excluded, Unbounded};
@@ -75,6 +77,28 @@ pub enum IndexError {
     Mismatch {
         /// The first segment that differs.
         base_id: u64,
+    },
+    /// The index already belongs to another log; it was not modified.
+    #[error("the index belongs to log {current}, not to log {requested}")]
+    IdentityAlreadySet {
+        /// The identity stored in the index.
+        current: LogId,
+        /// The identity that was to be set.
+        requested: LogId,
+    },
+    /// A copy of an index does not carry the source's log identity.
+    #[error("index copy has log identity {to:?}, the source has {from:?}")]
+    IdentityMismatch {
+        /// The source's identity.
+        from: Option<LogId>,
+        /// The copy's identity.
+        to: Option<LogId>,
+    },
+    /// A stored value that is not an entry (the log identity, say) cannot be read back.
+    #[error("stored index metadata `{field}` is corrupt")]
+    CorruptMetadata {
+        /// What could not be decoded.
+        field: &'static str,
     },
     /// A file operation failed.
     #[error("{path}: {source}")]
@@ -162,6 +186,15 @@ pub trait SegmentIndex: Send + Sync + Debug + 'static {
     /// fails with `NotFound`, or `Transition` if the entry is not active.
     fn update_segment_tail(&self, base_id: u64, last_id: Option<u64>, size: u64) -> IndexResult<()>;
 
+    /// The identity of the log this index belongs to; `None` if none was
+    /// ever set (a new index, or one written before identities existed).
+    fn log_identity(&self) -> IndexResult<Option<LogId>>;
+
+    /// Records that this index belongs to the log `id` (atomic and durable
+    /// like any change); setting the identity already set changes nothing,
+    /// and any other identity is refused with `IdentityAlreadySet`.
+    fn set_log_identity(&self, id: LogId) -> IndexResult<()>;
+
     /// Makes every change made so far durable.
     fn sync(&self) -> IndexResult<()>;
 
@@ -183,16 +216,39 @@ pub trait SegmentIndexExt: SegmentIndex {
 
 impl<T: SegmentIndex + ?Sized> SegmentIndexExt for T {}
 
-/// Copies every entry of `from` into the empty index `to`, then reads both
-/// back and compares them entry by entry.
+/// Copies the log identity and every entry of `from` into the empty index
+/// `to`, then reads both back and compares them.
 ///
-/// Fails with `Mismatch` naming the smallest base id whose entry differs or
-/// is in only one of the two (both lists are sorted by base id, so they are
-/// compared by key, not by position: one extra entry is named itself).
+/// The identity goes first, so a `to` that belongs to another log fails with
+/// `IdentityAlreadySet` (or, when `from` has no identity, `IdentityMismatch`)
+/// before any entry is written. Fails with `IdentityMismatch` if the copy's
+/// identity reads back different, and with `Mismatch` naming the smallest
+/// base id whose entry differs or is in only one of the two (both lists are
+/// sorted by base id, so they are compared by key, not by position: one
+/// extra entry is named itself).
 pub fn copy_index(from: &dyn SegmentIndex, to: &dyn SegmentIndex) -> IndexResult<usize> {
+    let identity = from.log_identity()?;
+    match identity {
+        Some(id) => to.set_log_identity(id)?,
+        None => {
+            if let Some(other) = to.log_identity()? {
+                return Err(IndexError::IdentityMismatch {
+                    from: None,
+                    to: Some(other),
+                });
+            }
+        }
+    }
     let entries = from.get_all_segments()?;
     to.add_entries(&entries)?;
     to.sync()?;
+    let copied_identity = to.log_identity()?;
+    if copied_identity != identity {
+        return Err(IndexError::IdentityMismatch {
+            from: identity,
+            to: copied_identity,
+        });
+    }
     let copied = to.get_all_segments()?;
     let (mut a, mut b) = (entries.iter().peekable(), copied.iter().peekable());
     loop {
@@ -218,11 +274,37 @@ pub fn copy_index(from: &dyn SegmentIndex, to: &dyn SegmentIndex) -> IndexResult
 /// An in-memory [`SegmentIndex`] over a `BTreeMap`: the reference model the
 /// persistent backends are checked against, and a test double.
 ///
-/// [`SegmentIndex::copy_to`] writes the entries as JSON, which
-/// [`MemorySegmentIndex::load`] reads back.
+/// [`SegmentIndex::copy_to`] writes the index as JSON
+/// ([`MemorySegmentIndex::to_json`]), which [`MemorySegmentIndex::load`]
+/// reads back.
 #[derive(Debug, Default)]
 pub struct MemorySegmentIndex {
-    entries: RwLock<BTreeMap<u64, SegmentEntry>>,
+    state: RwLock<State>,
+}
+
+/// Everything the index holds, under one lock so a snapshot is consistent.
+#[derive(Debug, Default)]
+struct State {
+    entries: BTreeMap<u64, SegmentEntry>,
+    log_id: Option<LogId>,
+}
+
+/// The JSON form of a whole index. Before log identities existed it was a
+/// bare list of entries, which [`MemorySegmentIndex::from_json`] still reads.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Snapshot {
+    /// The log identity as [`LogId`]'s `Display` writes it (a JSON number
+    /// would lose precision in most readers).
+    log_id: Option<String>,
+    entries: Vec<SegmentEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredJson {
+    Snapshot(Snapshot),
+    Entries(Vec<SegmentEntry>),
 }
 
 impl MemorySegmentIndex {
@@ -232,28 +314,61 @@ impl MemorySegmentIndex {
         Self::default()
     }
 
-    /// An index holding the entries a [`SegmentIndex::copy_to`] wrote to `path`.
+    /// An index holding what a [`SegmentIndex::copy_to`] wrote to `path`.
     pub fn load(path: &Path) -> IndexResult<Self> {
         let bytes = std::fs::read(path).map_err(|source| IndexError::Io {
             path: path.to_owned(),
             source,
         })?;
-        let entries: Vec<SegmentEntry> =
-            serde_json::from_slice(&bytes).map_err(|_| IndexError::NotAnIndex {
-                path: path.to_owned(),
-                reason: "not a JSON list of segment entries",
-            })?;
+        Self::from_json(&bytes, path)
+    }
+
+    /// The whole index, identity and entries as of one moment, as JSON:
+    /// `{"log_id": "<32 hex digits>" or null, "entries": [...]}`.
+    pub fn to_json(&self) -> IndexResult<Vec<u8>> {
+        let snapshot = {
+            let state = self.read();
+            Snapshot {
+                log_id: state.log_id.map(|id| id.to_string()),
+                entries: state.entries.values().cloned().collect(),
+            }
+        };
+        serde_json::to_vec(&snapshot).map_err(|e| IndexError::Backend {
+            backend: "memory",
+            source: Box::new(e),
+        })
+    }
+
+    /// An index holding what [`MemorySegmentIndex::to_json`] wrote, or a
+    /// bare JSON list of entries (the form before log identities). `path`
+    /// names where the bytes came from in a `NotAnIndex` error; a log
+    /// identity that is not 32 hex digits is `CorruptMetadata`.
+    pub fn from_json(bytes: &[u8], path: &Path) -> IndexResult<Self> {
+        let stored: StoredJson = serde_json::from_slice(bytes).map_err(|_| IndexError::NotAnIndex {
+            path: path.to_owned(),
+            reason: "not a JSON segment index",
+        })?;
+        let (log_id, entries) = match stored {
+            StoredJson::Snapshot(s) => (s.log_id, s.entries),
+            StoredJson::Entries(entries) => (None, entries),
+        };
         let index = Self::new();
+        if let Some(text) = log_id {
+            let id = text
+                .parse()
+                .map_err(|_| IndexError::CorruptMetadata { field: "log_id" })?;
+            index.set_log_identity(id)?;
+        }
         index.add_entries(&entries)?;
         Ok(index)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, SegmentEntry>> {
-        self.entries.read().unwrap_or_else(PoisonError::into_inner)
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u64, SegmentEntry>> {
-        self.entries.write().unwrap_or_else(PoisonError::into_inner)
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn check_insert(map: &BTreeMap<u64, SegmentEntry>, entry: &SegmentEntry) -> IndexResult<()> {
@@ -274,14 +389,16 @@ impl MemorySegmentIndex {
 
 impl SegmentIndex for MemorySegmentIndex {
     fn add_entry(&self, entry: &SegmentEntry) -> IndexResult<()> {
-        let mut map = self.write();
-        Self::check_insert(&map, entry)?;
+        let mut state = self.write();
+        let map = &mut state.entries;
+        Self::check_insert(map, entry)?;
         map.insert(entry.base_id, entry.clone());
         Ok(())
     }
 
     fn add_entries(&self, entries: &[SegmentEntry]) -> IndexResult<()> {
-        let mut map = self.write();
+        let mut state = self.write();
+        let map = &mut state.entries;
         let mut staged = map.clone();
         for entry in entries {
             Self::check_insert(&staged, entry)?;
@@ -292,24 +409,26 @@ impl SegmentIndex for MemorySegmentIndex {
     }
 
     fn update_entry(&self, entry: &SegmentEntry) -> IndexResult<()> {
-        let mut map = self.write();
-        let (prev, next) = Self::neighbours(&map, entry.base_id);
+        let mut state = self.write();
+        let map = &mut state.entries;
+        let (prev, next) = Self::neighbours(map, entry.base_id);
         contract::check_update(entry, map.get(&entry.base_id), prev, next)?;
         map.insert(entry.base_id, entry.clone());
         Ok(())
     }
 
     fn remove_entry(&self, base_id: u64) -> IndexResult<Option<SegmentEntry>> {
-        Ok(self.write().remove(&base_id))
+        Ok(self.write().entries.remove(&base_id))
     }
 
     fn get_entry(&self, base_id: u64) -> IndexResult<Option<SegmentEntry>> {
-        Ok(self.read().get(&base_id).cloned())
+        Ok(self.read().entries.get(&base_id).cloned())
     }
 
     fn find_segment_for_id(&self, id: u64) -> IndexResult<Option<SegmentEntry>> {
         Ok(self
             .read()
+            .entries
             .range(..=id)
             .next_back()
             .map(|(_, e)| e)
@@ -320,6 +439,7 @@ impl SegmentIndex for MemorySegmentIndex {
     fn find_segments_for_timestamp(&self, start_us: u64, end_us: u64) -> IndexResult<Vec<SegmentEntry>> {
         Ok(self
             .read()
+            .entries
             .values()
             .filter(|e| e.overlaps_time(start_us, end_us))
             .cloned()
@@ -327,12 +447,13 @@ impl SegmentIndex for MemorySegmentIndex {
     }
 
     fn get_all_segments(&self) -> IndexResult<Vec<SegmentEntry>> {
-        Ok(self.read().values().cloned().collect())
+        Ok(self.read().entries.values().cloned().collect())
     }
 
     fn get_segments_before(&self, id: u64) -> IndexResult<Vec<SegmentEntry>> {
         Ok(self
             .read()
+            .entries
             .range(..id)
             .map(|(_, e)| e)
             .filter(|e| !e.is_empty() && e.last_id < id)
@@ -343,6 +464,7 @@ impl SegmentIndex for MemorySegmentIndex {
     fn get_max_last_id(&self) -> IndexResult<Option<u64>> {
         Ok(self
             .read()
+            .entries
             .values()
             .filter(|e| !e.is_empty())
             .map(|e| e.last_id)
@@ -352,6 +474,7 @@ impl SegmentIndex for MemorySegmentIndex {
     fn get_active_segment(&self) -> IndexResult<Option<SegmentEntry>> {
         Ok(self
             .read()
+            .entries
             .values()
             .rev()
             .find(|e| e.status == SegmentStatus::Active)
@@ -361,6 +484,7 @@ impl SegmentIndex for MemorySegmentIndex {
     fn get_latest_finalized_segment(&self) -> IndexResult<Option<SegmentEntry>> {
         Ok(self
             .read()
+            .entries
             .values()
             .rev()
             .find(|e| e.status == SegmentStatus::Finalized)
@@ -370,6 +494,7 @@ impl SegmentIndex for MemorySegmentIndex {
     fn get_segments_for_archiving(&self, count: usize) -> IndexResult<Vec<SegmentEntry>> {
         Ok(self
             .read()
+            .entries
             .values()
             .filter(|e| e.status == SegmentStatus::Finalized)
             .take(count)
@@ -378,7 +503,8 @@ impl SegmentIndex for MemorySegmentIndex {
     }
 
     fn update_segment_status(&self, base_id: u64, status: SegmentStatus) -> IndexResult<()> {
-        let mut map = self.write();
+        let mut state = self.write();
+        let map = &mut state.entries;
         if let Some(updated) = contract::status_update(base_id, map.get(&base_id), status)? {
             map.insert(base_id, updated);
         }
@@ -386,10 +512,23 @@ impl SegmentIndex for MemorySegmentIndex {
     }
 
     fn update_segment_tail(&self, base_id: u64, last_id: Option<u64>, size: u64) -> IndexResult<()> {
-        let mut map = self.write();
-        let (_, next) = Self::neighbours(&map, base_id);
+        let mut state = self.write();
+        let map = &mut state.entries;
+        let (_, next) = Self::neighbours(map, base_id);
         let updated = contract::tail_update(base_id, map.get(&base_id), last_id, size, next)?;
         map.insert(base_id, updated);
+        Ok(())
+    }
+
+    fn log_identity(&self) -> IndexResult<Option<LogId>> {
+        Ok(self.read().log_id)
+    }
+
+    fn set_log_identity(&self, id: LogId) -> IndexResult<()> {
+        let mut state = self.write();
+        if contract::identity_update(state.log_id, id)? {
+            state.log_id = Some(id);
+        }
         Ok(())
     }
 
@@ -398,15 +537,11 @@ impl SegmentIndex for MemorySegmentIndex {
     }
 
     fn len(&self) -> IndexResult<usize> {
-        Ok(self.read().len())
+        Ok(self.read().entries.len())
     }
 
     fn copy_to(&self, dest: &Path) -> IndexResult<()> {
-        let entries = self.get_all_segments()?;
-        let json = serde_json::to_vec(&entries).map_err(|e| IndexError::Backend {
-            backend: "memory",
-            source: Box::new(e),
-        })?;
+        let json = self.to_json()?;
         let io = |source| IndexError::Io {
             path: dest.to_owned(),
             source,
@@ -436,6 +571,33 @@ mod tests {
         crate::conformance::index::copy_to_round_trips(&MemorySegmentIndex::new(), dir.path(), &|p| {
             Box::new(MemorySegmentIndex::load(p).unwrap())
         });
+    }
+
+    #[test]
+    fn json_from_before_identities_loads_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = vec![crate::conformance::index::finalized(0, 9, 1, 2)];
+        let p = dir.path().join("old");
+        std::fs::write(&p, serde_json::to_vec(&entries).unwrap()).unwrap();
+        let index = MemorySegmentIndex::load(&p).unwrap();
+        assert_eq!(index.get_all_segments().unwrap(), entries);
+        assert_eq!(index.log_identity().unwrap(), None);
+    }
+
+    #[test]
+    fn json_with_a_bad_identity_is_corrupt_metadata() {
+        let path = Path::new("x");
+        for bad in ["\"12\"", "\"+0000000000000000000000000000000\"", "12"] {
+            let json = format!(r#"{{"log_id": {bad}, "entries": []}}"#);
+            match MemorySegmentIndex::from_json(json.as_bytes(), path) {
+                Err(IndexError::CorruptMetadata { field: "log_id" }) if bad.starts_with('"') => {}
+                Err(IndexError::NotAnIndex { .. }) if !bad.starts_with('"') => {}
+                r => panic!("{json} gave {r:?}"),
+            }
+        }
+        let good = format!(r#"{{"log_id": "{}", "entries": []}}"#, LogId(u128::MAX - 1));
+        let index = MemorySegmentIndex::from_json(good.as_bytes(), path).unwrap();
+        assert_eq!(index.log_identity().unwrap(), Some(LogId(u128::MAX - 1)));
     }
 
     #[test]

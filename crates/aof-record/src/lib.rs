@@ -65,7 +65,7 @@ pub use config::{
 pub use entry::{SegmentEntry, SegmentStatus, TransitionError};
 pub use error::{AofError, AofResult};
 pub use index::{IndexError, MemorySegmentIndex, SegmentIndex, SegmentIndexExt};
-pub use manifest::{LogId, ManifestError, ManifestSlot};
+pub use manifest::{InvalidLogId, LogId, ManifestError, ManifestSlot};
 pub use record::{RECORD_HEADER_SIZE, RecordError, RecordFlags, RecordHeader};
 pub use segment::{
     FooterError, SEGMENT_FOOTER_SIZE, SEGMENT_HEADER_SIZE, SegmentFooter, SegmentHeader, SegmentHeaderError,

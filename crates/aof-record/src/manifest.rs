@@ -54,6 +54,23 @@ impl fmt::Debug for LogId {
     }
 }
 
+/// A string that is not a [`LogId`] as its `Display` writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a log identity is 32 hexadecimal digits")]
+pub struct InvalidLogId;
+
+impl std::str::FromStr for LogId {
+    type Err = InvalidLogId;
+
+    /// Reads exactly what `Display` writes: 32 hexadecimal digits (either case).
+    fn from_str(s: &str) -> Result<Self, InvalidLogId> {
+        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(InvalidLogId);
+        }
+        u128::from_str_radix(s, 16).map(LogId).map_err(|_| InvalidLogId)
+    }
+}
+
 /// One state of the manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ManifestSlot {
@@ -267,11 +284,26 @@ mod tests {
         );
     }
 
+    #[test]
+    fn log_id_text_is_exactly_32_hex_digits() {
+        assert_eq!(format!("{}", LogId(0xab)), format!("{:0>32}", "ab"));
+        assert_eq!("0".repeat(31).parse::<LogId>(), Err(InvalidLogId));
+        assert_eq!("0".repeat(33).parse::<LogId>(), Err(InvalidLogId));
+        assert_eq!(format!("+{}", "0".repeat(31)).parse::<LogId>(), Err(InvalidLogId));
+        assert_eq!(format!("{}g", "0".repeat(31)).parse::<LogId>(), Err(InvalidLogId));
+        assert_eq!("F".repeat(32).parse::<LogId>(), Ok(LogId(u128::MAX)));
+    }
+
     proptest! {
         #[test]
         fn round_trip(id: u128, created: u64, seq: u64, next: u64) {
             let s = ManifestSlot { log_id: LogId(id), segment_format_version: SEGMENT_FORMAT_VERSION, created_at_us: created, seq, recovery_next: next };
             prop_assert_eq!(ManifestSlot::decode(&s.encode()), Ok(s));
+        }
+
+        #[test]
+        fn log_id_text_round_trips(id: u128) {
+            prop_assert_eq!(LogId(id).to_string().parse::<LogId>(), Ok(LogId(id)));
         }
 
         #[test]

@@ -396,10 +396,20 @@ fn index_migrates_both_ways_and_the_log_reopens_on_the_new_backend() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     make_log(dir, 800);
+    let identity = log_identity_of_sqlite_index(dir);
 
     let out = aof(&["index", "migrate", "DIR", "--to", "mdbx"], dir);
     assert_ok(&out);
     assert!(stdout(&out).contains("from sqlite to mdbx"), "{}", stdout(&out));
+    {
+        use aof::format::SegmentIndex;
+        let index = aof::index_mdbx::MdbxSegmentIndex::open(dir.join("index.mdbx")).unwrap();
+        assert_eq!(
+            index.log_identity().unwrap(),
+            Some(identity),
+            "migration lost the log identity"
+        );
+    }
     assert!(dir.join("index.mdbx").is_file());
     assert!(!dir.join("index.sqlite").exists());
     assert!(dir.join("index.sqlite.bak").is_file());
@@ -439,6 +449,27 @@ fn index_migrates_both_ways_and_the_log_reopens_on_the_new_backend() {
     assert_eq!(log.read(800).unwrap().unwrap(), &b"after mdbx"[..]);
     drop(log);
     assert_ok(&aof(&["verify", "DIR"], dir));
+    assert_eq!(
+        log_identity_of_sqlite_index(dir),
+        identity,
+        "migration back lost it"
+    );
+}
+
+/// The log identity in the SQLite index of the log in `dir`; gives the
+/// index one first if it has none.
+fn log_identity_of_sqlite_index(dir: &Path) -> aof::format::LogId {
+    use aof::format::SegmentIndex;
+    let index = aof::index_sqlite::SqliteSegmentIndex::open(dir.join("index.sqlite")).unwrap();
+    match index.log_identity().unwrap() {
+        Some(id) => id,
+        None => {
+            let id = aof::format::LogId(0x5eed_0000_0000_0000_0000_0000_0000_1d1d);
+            index.set_log_identity(id).unwrap();
+            index.sync().unwrap();
+            id
+        }
+    }
 }
 
 /// A crash between the two renames leaves both index files; commands refuse

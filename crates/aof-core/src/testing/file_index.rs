@@ -3,14 +3,15 @@
 
 use crate::fs::{FileSystem, OpenMode};
 use aof_record::index::{IndexResult, MemorySegmentIndex};
-use aof_record::{IndexError, SegmentEntry, SegmentIndex, SegmentStatus};
+use aof_record::{IndexError, LogId, SegmentEntry, SegmentIndex, SegmentStatus};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A [`SegmentIndex`] kept in memory and persisted, on [`SegmentIndex::sync`],
-/// as a JSON file written through a [`FileSystem`] (temp file → sync →
-/// rename → sync directory). Changes not yet synced are lost in a crash, as
-/// with any index backend.
+/// as a JSON file ([`MemorySegmentIndex::to_json`]: log identity and entries)
+/// written through a [`FileSystem`] (temp file → sync → rename → sync
+/// directory). Changes not yet synced are lost in a crash, as with any index
+/// backend.
 #[derive(Debug)]
 pub struct FileIndex {
     fs: Arc<dyn FileSystem>,
@@ -22,7 +23,7 @@ impl FileIndex {
     /// Opens the index at `path`, empty if the file does not exist.
     pub fn open(fs: Arc<dyn FileSystem>, path: impl Into<PathBuf>) -> IndexResult<Self> {
         let path = path.into();
-        let mem = MemorySegmentIndex::new();
+        let mut mem = MemorySegmentIndex::new();
         if fs.exists(&path).map_err(|source| IndexError::Io {
             path: path.clone(),
             source,
@@ -35,12 +36,7 @@ impl FileIndex {
                 path: path.clone(),
                 source,
             })?;
-            let entries: Vec<SegmentEntry> =
-                serde_json::from_slice(&data).map_err(|_| IndexError::NotAnIndex {
-                    path: path.clone(),
-                    reason: "not a JSON list of segment entries",
-                })?;
-            mem.add_entries(&entries)?;
+            mem = MemorySegmentIndex::from_json(&data, &path)?;
         }
         Ok(Self { fs, path, mem })
     }
@@ -105,15 +101,18 @@ impl SegmentIndex for FileIndex {
     fn update_segment_tail(&self, base_id: u64, last_id: Option<u64>, size: u64) -> IndexResult<()> {
         self.mem.update_segment_tail(base_id, last_id, size)
     }
+    fn log_identity(&self) -> IndexResult<Option<LogId>> {
+        self.mem.log_identity()
+    }
+    fn set_log_identity(&self, id: LogId) -> IndexResult<()> {
+        self.mem.set_log_identity(id)
+    }
     fn sync(&self) -> IndexResult<()> {
         let io = |source| IndexError::Io {
             path: self.path.clone(),
             source,
         };
-        let json = serde_json::to_vec(&self.mem.get_all_segments()?).map_err(|e| IndexError::Backend {
-            backend: "file",
-            source: Box::new(e),
-        })?;
+        let json = self.mem.to_json()?;
         let tmp = self.tmp();
         if self.fs.exists(&tmp).map_err(io)? {
             self.fs.remove_file(&tmp).map_err(io)?;
@@ -136,7 +135,7 @@ impl SegmentIndex for FileIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::FaultyFileSystem;
+    use crate::testing::{CrashMode, FaultyFileSystem};
 
     #[test]
     fn file_index_passes_the_conformance_suite() {
@@ -147,5 +146,40 @@ mod tests {
         aof_record::conformance::index::reopen_keeps_everything(&mut || {
             Box::new(FileIndex::open(fs.clone(), "/idx/index.json").unwrap())
         });
+    }
+
+    #[test]
+    fn log_identity_is_durable_at_sync_and_not_before() {
+        use aof_record::conformance::index::{LOG_ID_A, finalized};
+        let fs = FaultyFileSystem::new();
+        let fs_dyn: Arc<dyn FileSystem> = Arc::new(fs.clone());
+        let index = FileIndex::open(fs_dyn, "/idx/index.json").unwrap();
+        index.add_entry(&finalized(0, 9, 0, 1)).unwrap();
+        index.sync().unwrap();
+        index.set_log_identity(LOG_ID_A).unwrap();
+        let reopen = |img: FaultyFileSystem| FileIndex::open(Arc::new(img), "/idx/index.json").unwrap();
+        let before = reopen(fs.crash_image(CrashMode::LoseUnsynced));
+        assert_eq!(before.log_identity().unwrap(), None);
+        assert_eq!(before.len().unwrap(), 1);
+        index.sync().unwrap();
+        let after = reopen(fs.crash_image(CrashMode::LoseUnsynced));
+        assert_eq!(after.log_identity().unwrap(), Some(LOG_ID_A));
+        assert_eq!(after.len().unwrap(), 1);
+    }
+
+    #[test]
+    fn an_index_file_from_before_identities_opens_without_one() {
+        use aof_record::conformance::index::finalized;
+        let fs = FaultyFileSystem::new();
+        let entries = vec![finalized(0, 9, 0, 1), finalized(10, 19, 1, 2)];
+        let path = Path::new("/idx/index.json");
+        FileIndex::open(Arc::new(fs.clone()), path)
+            .unwrap()
+            .sync()
+            .unwrap();
+        fs.write_file(path, serde_json::to_vec(&entries).unwrap());
+        let index = FileIndex::open(Arc::new(fs), path).unwrap();
+        assert_eq!(index.get_all_segments().unwrap(), entries);
+        assert_eq!(index.log_identity().unwrap(), None);
     }
 }

@@ -11,7 +11,8 @@
 //! [`copy_to_round_trips`] with closures that open their files.
 
 use crate::entry::{SegmentEntry, SegmentStatus};
-use crate::index::{IndexError, SegmentIndex, SegmentIndexExt};
+use crate::index::{IndexError, SegmentIndex, SegmentIndexExt, copy_index};
+use crate::manifest::LogId;
 use std::path::Path;
 
 /// Makes a fresh, empty index for one test.
@@ -37,7 +38,15 @@ pub fn run_all(new_index: &mut NewIndex<'_>) {
     missing_entries(&*new_index());
     lists_are_sorted(&*new_index());
     concurrent_readers_and_writer(&*new_index());
+    log_identity(&*new_index());
+    copy_index_carries_the_identity(new_index);
 }
+
+/// A log identity with every byte distinct, so a backend that drops,
+/// truncates or reorders bytes cannot read it back unchanged.
+pub const LOG_ID_A: LogId = LogId(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
+/// Another log identity, differing from [`LOG_ID_A`] in its top bit only.
+pub const LOG_ID_B: LogId = LogId(LOG_ID_A.0 ^ (1 << 127));
 
 /// A finalized entry for `base..=last` spanning `created..=finalized` µs.
 #[must_use]
@@ -513,6 +522,90 @@ pub fn concurrent_readers_and_writer(index: &dyn SegmentIndex) {
     assert_eq!(index.get_entry(0).unwrap().map(|e| e.last_id), Some(199));
 }
 
+/// The log identity: unset until set, then fixed; entries do not touch it.
+pub fn log_identity(index: &dyn SegmentIndex) {
+    assert_eq!(
+        index.log_identity().unwrap(),
+        None,
+        "new index has a log identity"
+    );
+    index.add_entry(&finalized(0, 9, 0, 1)).unwrap();
+    assert_eq!(
+        index.log_identity().unwrap(),
+        None,
+        "an entry set the log identity"
+    );
+    index.set_log_identity(LOG_ID_A).unwrap();
+    assert_eq!(index.log_identity().unwrap(), Some(LOG_ID_A));
+    index.set_log_identity(LOG_ID_A).unwrap();
+    assert_eq!(
+        index.log_identity().unwrap(),
+        Some(LOG_ID_A),
+        "setting it again changed it"
+    );
+    for other in [LOG_ID_B, LogId(0), LogId(u128::MAX)] {
+        match index.set_log_identity(other) {
+            Err(IndexError::IdentityAlreadySet { current, requested }) => {
+                assert_eq!((current, requested), (LOG_ID_A, other));
+            }
+            r => panic!("setting {other} over {LOG_ID_A} gave {r:?}"),
+        }
+    }
+    assert_eq!(
+        index.log_identity().unwrap(),
+        Some(LOG_ID_A),
+        "a refused set changed it"
+    );
+    index.add_entry(&active(10, Some(12), 2)).unwrap();
+    index.remove_entry(0).unwrap();
+    index.sync().unwrap();
+    assert_eq!(index.log_identity().unwrap(), Some(LOG_ID_A));
+    assert_eq!(bases(&index.get_all_segments().unwrap()), vec![10]);
+}
+
+/// [`copy_index`] carries the log identity, refuses a target that belongs
+/// to another log before writing any entry, and copies an index without an
+/// identity as one without.
+pub fn copy_index_carries_the_identity(new_index: &mut NewIndex<'_>) {
+    let entries = vec![archived(0, 9), finalized(10, 19, 1, 2), active(20, Some(24), 3)];
+    let from = new_index();
+    from.add_entries(&entries).unwrap();
+    // No identity: the copy has none either.
+    let to = new_index();
+    assert_eq!(copy_index(&*from, &*to).unwrap(), 3);
+    assert_eq!(to.log_identity().unwrap(), None, "copy gained an identity");
+    // A target of another log is refused before any entry is written.
+    let foreign = new_index();
+    foreign.set_log_identity(LOG_ID_B).unwrap();
+    match copy_index(&*from, &*foreign) {
+        Err(IndexError::IdentityMismatch { from: None, to }) => assert_eq!(to, Some(LOG_ID_B)),
+        r => panic!("copying an index without identity onto one of log B gave {r:?}"),
+    }
+    assert!(foreign.is_empty().unwrap(), "a refused copy wrote entries");
+    from.set_log_identity(LOG_ID_A).unwrap();
+    match copy_index(&*from, &*foreign) {
+        Err(IndexError::IdentityAlreadySet { current, requested }) => {
+            assert_eq!((current, requested), (LOG_ID_B, LOG_ID_A));
+        }
+        r => panic!("copying log A onto an index of log B gave {r:?}"),
+    }
+    assert!(foreign.is_empty().unwrap(), "a refused copy wrote entries");
+    assert_eq!(foreign.log_identity().unwrap(), Some(LOG_ID_B));
+    // With an identity: carried over, also onto a target that has it already.
+    let to = new_index();
+    assert_eq!(copy_index(&*from, &*to).unwrap(), 3);
+    assert_eq!(
+        to.log_identity().unwrap(),
+        Some(LOG_ID_A),
+        "copy lost the identity"
+    );
+    assert_eq!(to.get_all_segments().unwrap(), entries);
+    let same = new_index();
+    same.set_log_identity(LOG_ID_A).unwrap();
+    assert_eq!(copy_index(&*from, &*same).unwrap(), 3);
+    assert_eq!(same.log_identity().unwrap(), Some(LOG_ID_A));
+}
+
 /// What a persistent backend wrote is there after closing and reopening.
 ///
 /// `open` opens (creating if needed) the same index every time it is called;
@@ -521,11 +614,39 @@ pub fn reopen_keeps_everything(open: &mut NewIndex<'_>) {
     let entries = vec![archived(0, 9), finalized(10, 19, 1, 2), active(20, Some(24), 3)];
     {
         let index = open();
+        assert_eq!(
+            index.log_identity().unwrap(),
+            None,
+            "new index has a log identity"
+        );
         index.add_entries(&entries).unwrap();
         index.update_segment_tail(20, Some(29), 1234).unwrap();
         index.sync().unwrap();
     }
+    {
+        let index = open();
+        assert_eq!(
+            index.log_identity().unwrap(),
+            None,
+            "an index never given an identity has one after reopen"
+        );
+        index.set_log_identity(LOG_ID_A).unwrap();
+        index.sync().unwrap();
+    }
     let index = open();
+    assert_eq!(
+        index.log_identity().unwrap(),
+        Some(LOG_ID_A),
+        "log identity lost across reopen"
+    );
+    index.set_log_identity(LOG_ID_A).unwrap();
+    assert!(
+        matches!(
+            index.set_log_identity(LOG_ID_B),
+            Err(IndexError::IdentityAlreadySet { .. })
+        ),
+        "a reopened index took another log identity"
+    );
     let mut want = entries;
     want[2].set_tail(Some(29), 1234).unwrap();
     assert_eq!(
@@ -543,11 +664,13 @@ pub fn reopen_keeps_everything(open: &mut NewIndex<'_>) {
     let index = open();
     index.remove_entry(0).unwrap();
     drop(index);
-    assert_eq!(open().len().unwrap(), 2, "removal lost across reopen");
+    let index = open();
+    assert_eq!(index.len().unwrap(), 2, "removal lost across reopen");
+    assert_eq!(index.log_identity().unwrap(), Some(LOG_ID_A));
 }
 
 /// `copy_to` writes a consistent copy that `open_copy` opens with the same
-/// entries, and refuses to overwrite an existing file.
+/// entries and log identity, and refuses to overwrite an existing file.
 pub fn copy_to_round_trips(
     index: &dyn SegmentIndex,
     dir: &Path,
@@ -556,6 +679,7 @@ pub fn copy_to_round_trips(
     let entries: Vec<_> = (0..50).map(|i| finalized(i * 10, i * 10 + 9, i, i + 1)).collect();
     index.add_entries(&entries).unwrap();
     index.add_entry(&active(500, Some(505), 60)).unwrap();
+    index.set_log_identity(LOG_ID_A).unwrap();
     let dest = dir.join("index-copy");
     index.copy_to(&dest).unwrap();
     // Changes after the copy do not reach it.
@@ -567,6 +691,11 @@ pub fn copy_to_round_trips(
         copy.get_all_segments().unwrap(),
         want,
         "copy differs from the source"
+    );
+    assert_eq!(
+        copy.log_identity().unwrap(),
+        Some(LOG_ID_A),
+        "copy lost the log identity"
     );
     drop(copy);
     assert!(

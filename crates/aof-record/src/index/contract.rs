@@ -14,6 +14,7 @@
 //! | update | `InvalidEntry`, `NotFound`, `Transition`, `Overlap` |
 //! | status | `NotFound`, `Transition` |
 //! | tail | `NotFound`, `Transition` (not active), `Overlap` |
+//! | set log identity | `IdentityAlreadySet` |
 //!
 //! "Neighbours" are the stored entries with the next smaller (`prev`) and
 //! next greater (`next`) base id. An entry passed as a neighbour that has the
@@ -22,6 +23,7 @@
 
 use super::{IndexError, IndexResult};
 use crate::entry::{SegmentEntry, SegmentStatus, TransitionError};
+use crate::manifest::LogId;
 
 /// Checks that `entry` may be added: it is valid, no stored entry has its
 /// base id (`exists`), and it shares no id with its would-be neighbours.
@@ -86,6 +88,17 @@ pub fn tail_update(
     updated.set_tail(last_id, size)?;
     check_neighbours(&updated, None, next)?;
     Ok(updated)
+}
+
+/// Whether `requested` must be written as the log identity, given the
+/// stored one, `current`: `true` if none is stored, `false` if it is stored
+/// already; `IdentityAlreadySet` if another one is.
+pub fn identity_update(current: Option<LogId>, requested: LogId) -> IndexResult<bool> {
+    match current {
+        None => Ok(true),
+        Some(c) if c == requested => Ok(false),
+        Some(current) => Err(IndexError::IdentityAlreadySet { current, requested }),
+    }
 }
 
 /// Checks that `entry` shares no id with its neighbours `prev` and `next`.

@@ -72,8 +72,8 @@ fn remove_if_present(path: &Path) -> anyhow::Result<()> {
 /// 2. `index.<to>.tmp` is renamed to `index.<to>` and the directory fsynced.
 ///    From here both files exist, complete and identical. A crash here leaves
 ///    a directory every command refuses with a message saying to run the
-///    migration again, which finds both, checks they hold the same entries,
-///    and finishes with step 3. Nothing can write to either meanwhile.
+///    migration again, which finds both, checks they hold the same entries
+///    and log identity, and finishes with step 3. Nothing can write to either meanwhile.
 /// 3. The old index is renamed to `index.<from>.bak` (with SQLite's `-wal`,
 ///    if any, as `index.sqlite.bak-wal`, so the backup still opens), the
 ///    directory fsynced. This rename is the commit: from here on the log
@@ -142,6 +142,9 @@ fn build(
     let result = (|| {
         let source = open_at(dir, from, from_path)?;
         let entries = source.get_all_segments().context("reading the index")?;
+        let identity = source
+            .log_identity()
+            .context("reading the index's log identity")?;
         {
             let target = open_at(dir, to, &tmp)?;
             copy_index(source.as_ref(), target.as_ref())
@@ -156,10 +159,15 @@ fn build(
         for sidecar in SIDECARS {
             remove_if_present(&with_suffix(&tmp, sidecar))?;
         }
-        let reread = open_at(dir, to, &tmp)?
+        let reopened = open_at(dir, to, &tmp)?;
+        let reread = reopened
             .get_all_segments()
             .with_context(|| format!("reading back {}", tmp.display()))?;
-        if reread != entries {
+        let reread_identity = reopened
+            .log_identity()
+            .with_context(|| format!("reading back {}", tmp.display()))?;
+        drop(reopened);
+        if reread != entries || reread_identity != identity {
             bail!("the new index {} does not read back as written", tmp.display());
         }
         for sidecar in SIDECARS {
@@ -180,7 +188,8 @@ fn build(
 }
 
 /// Both indexes exist: a migration stopped between steps 2 and 3. Checks
-/// that they hold the same entries, so that step 3 can complete it.
+/// that they hold the same entries and log identity, so that step 3 can
+/// complete it.
 fn finish_interrupted(
     dir: &Path,
     from: IndexBackend,
@@ -188,13 +197,17 @@ fn finish_interrupted(
     to: IndexBackend,
     to_path: &Path,
 ) -> anyhow::Result<usize> {
-    let a = open_at(dir, from, from_path)?
-        .get_all_segments()
-        .with_context(|| format!("reading {}", from_path.display()))?;
-    let b = open_at(dir, to, to_path)?
-        .get_all_segments()
-        .with_context(|| format!("reading {}", to_path.display()))?;
-    if a != b {
+    let contents = |backend, path: &Path| -> anyhow::Result<_> {
+        let index = open_at(dir, backend, path)?;
+        let read = || format!("reading {}", path.display());
+        Ok((
+            index.log_identity().with_context(read)?,
+            index.get_all_segments().with_context(read)?,
+        ))
+    };
+    let (a_identity, a) = contents(from, from_path)?;
+    let (b_identity, b) = contents(to, to_path)?;
+    if a != b || a_identity != b_identity {
         bail!(
             "{} and {} both exist and differ: move aside the one that is not in use",
             from_path.display(),
