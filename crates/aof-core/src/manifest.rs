@@ -53,8 +53,14 @@ pub(crate) struct Opened {
 
 impl Manifest {
     /// Opens the manifest of the log in `dir`, creating it (temp file →
-    /// sync → rename → sync directory) when there is none.
-    pub(crate) fn open_or_create(fs: &dyn FileSystem, dir: &Path, now_us: u64) -> AofResult<Opened> {
+    /// sync → rename → sync directory) when there is none, with identity
+    /// `known` (the index's, when it has one) or a new random one.
+    pub(crate) fn open_or_create(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        now_us: u64,
+        known: Option<LogId>,
+    ) -> AofResult<Opened> {
         let path = path_in(dir, MANIFEST_FILE);
         if fs.exists(&path).map_err(|e| AofError::io(&path, e))? {
             let file = fs
@@ -66,7 +72,7 @@ impl Manifest {
                 manifest: Self::with(path, file, current),
             });
         }
-        let current = ManifestSlot::new(new_log_id(now_us), now_us);
+        let current = ManifestSlot::new(known.unwrap_or_else(|| new_log_id(now_us)), now_us);
         let tmp = path_in(dir, MANIFEST_TEMP_FILE);
         if fs.exists(&tmp).map_err(|e| AofError::io(&tmp, e))? {
             fs.remove_file(&tmp).map_err(|e| AofError::io(&tmp, e))?;

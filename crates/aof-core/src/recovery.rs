@@ -170,7 +170,21 @@ pub(crate) fn recover(
         }
         opened
     } else {
-        Manifest::open_or_create(fs, dir, options.time.now_us())?
+        // The index and the directory must belong to the same log: a wrong
+        // index_path (another log's index) would otherwise make recovery
+        // delete every segment below that index's first entry.
+        let indexed = index.log_identity()?;
+        let opened = Manifest::open_or_create(fs, dir, options.time.now_us(), indexed)?;
+        let log = opened.manifest.log_id();
+        match indexed {
+            Some(id) if id != log => return Err(AofError::LogIdentityMismatch { log, index: id }),
+            Some(_) => {}
+            None => {
+                index.set_log_identity(log)?;
+                index.sync()?;
+            }
+        }
+        opened
     };
     let recovery_next = opened.recovery_next;
     let names = fs.list(dir).map_err(|e| AofError::io(dir, e))?;

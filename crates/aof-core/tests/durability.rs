@@ -514,3 +514,44 @@ fn a_read_only_open_changes_nothing_and_works_beside_a_writer() {
         log.repairs()
     );
 }
+
+/// Finding 5, part C: nothing tied an index to its log, so a wrong
+/// `index_path` (another log's index) made recovery delete every segment
+/// file below that index's first entry. Each log's identity is now kept in
+/// its manifest and in its index; a mismatch is a typed error and nothing
+/// is touched.
+#[test]
+fn another_logs_index_is_refused_and_nothing_is_deleted() {
+    let config = AofConfig::builder()
+        .segment_size(4096)
+        .flush_strategy(FlushStrategy::Sync)
+        .pre_allocate_enabled(false)
+        .build()
+        .unwrap();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for (dir, n) in [(a.path(), 100u64), (b.path(), 300)] {
+        let log = open(dir, config.clone());
+        for i in 0..n {
+            log.append(&[i as u8; 100]).unwrap();
+        }
+        if n == 300 {
+            // B's index starts well after A's segments.
+            log.truncate_before(200).unwrap();
+        }
+        log.close_blocking().unwrap();
+    }
+    let before = snapshot(a.path());
+    let fs: Arc<dyn FileSystem> = LocalFileSystem::shared();
+    let wrong = FileIndex::open(fs.clone(), b.path().join("index.json")).unwrap();
+    let mut options = AofOptions::new(config.clone());
+    options.fs = fs;
+    match Aof::open_with(a.path(), options, Arc::new(wrong)) {
+        Err(aof_core::AofError::LogIdentityMismatch { log, index }) => assert_ne!(log, index),
+        other => panic!("expected LogIdentityMismatch, got {other:?}"),
+    }
+    assert_eq!(snapshot(a.path()), before, "nothing in A's directory changed");
+    let log = open(a.path(), config);
+    assert_eq!(log.next_id(), 100);
+    assert_eq!(log.index().log_identity().unwrap(), Some(log.log_id()));
+}
