@@ -305,7 +305,7 @@ fn truncating_workload(fs: Arc<dyn FileSystem>) -> Outcome {
     let Ok(log) = open(fs, FlushStrategy::Sync, SMALL) else {
         return out;
     };
-    let mut append_to = |log: &Aof, out: &mut Outcome, end: u64| -> bool {
+    let append_to = |log: &Aof, out: &mut Outcome, end: u64| -> bool {
         while log.next_id() < end {
             let id = log.next_id();
             out.attempted = out.attempted.max(id + 1);
