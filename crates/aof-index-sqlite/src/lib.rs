@@ -150,8 +150,9 @@ pub use ops::{
 pub use schema::SCHEMA_VERSION;
 
 /// Every entry of the index at `path`, read without changing a byte of it
-/// (no writer thread, no migration; the same way opening checks a file it
-/// may refuse), beside a live writer in another process or none. Empty when
+/// or of its `-wal`/`-shm` files (no writer thread, no migration; with a WAL
+/// present, from a private copy), beside a live writer in another process
+/// or none. Empty when
 /// there is no index there. An index of an older schema version, which
 /// would need a migration, is refused with [`IndexError::NotAnIndex`].
 pub fn read_entries(path: impl AsRef<Path>) -> IndexResult<Vec<SegmentEntry>> {
@@ -172,7 +173,55 @@ pub fn read_entries(path: impl AsRef<Path>) -> IndexResult<Vec<SegmentEntry>> {
         }
         Ok(out)
     };
-    Ok(schema::read_existing(path, read)?.unwrap_or_default())
+    let wal = schema::wal_path(path);
+    if !wal.exists() {
+        // No WAL: opened as opening checks a file, which leaves no byte changed.
+        return Ok(schema::read_existing(path, read)?.unwrap_or_default());
+    }
+    // A WAL beside it (a live writer, or one that crashed): any connection
+    // to it, even read-only, writes the shared-memory file. Read a private
+    // copy of the database and its WAL instead, taken while neither changed.
+    let copy = private_copy(path, &wal)?;
+    let result = schema::read_existing(&copy.join(INDEX_COPY), read);
+    let _ = std::fs::remove_dir_all(&copy);
+    Ok(result?.unwrap_or_default())
+}
+
+const INDEX_COPY: &str = "index.sqlite";
+
+/// Copies the database at `db` and its WAL into a new private directory,
+/// again until both are unchanged (length and modification time) across
+/// the copy, so a writer's commit or checkpoint cannot tear it.
+fn private_copy(db: &Path, wal: &Path) -> IndexResult<PathBuf> {
+    let io = |path: &Path, source: std::io::Error| IndexError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let stamp = |p: &Path| -> IndexResult<(u64, Option<std::time::SystemTime>)> {
+        let m = std::fs::metadata(p).map_err(|e| io(p, e))?;
+        Ok((m.len(), m.modified().ok()))
+    };
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("aof-index-{}-{nonce}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    let target = dir.join(INDEX_COPY);
+    let target_wal = schema::wal_path(&target);
+    for _ in 0..20 {
+        let before = (stamp(db)?, stamp(wal)?);
+        std::fs::copy(db, &target).map_err(|e| io(db, e))?;
+        std::fs::copy(wal, &target_wal).map_err(|e| io(wal, e))?;
+        if (stamp(db)?, stamp(wal)?) == before {
+            return Ok(dir);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Err(IndexError::Io {
+        path: db.to_owned(),
+        source: std::io::Error::other("the index kept changing while it was copied for reading"),
+    })
 }
 pub use sql::SEGMENT_COLUMNS;
 pub use writer::WriterStats;
