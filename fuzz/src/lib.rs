@@ -2,7 +2,7 @@
 //! engine's handling of arbitrary segment files.
 //!
 //! The targets in `fuzz_targets/` are one line each: they call a function
-//! of [`decoders`] or [`log`], which reads a few knob bytes from the input,
+//! of [`decoders`], [`log`] or [`directory`], which reads a few knob bytes from the input,
 //! builds the bytes to decode (see [`seal`] for the checksum repairs that
 //! let mutations reach past the CRCs) and checks the contract. The
 //! proptest suites in `crates/aof-record/tests/arbitrary_bytes.rs` and
@@ -12,6 +12,7 @@
 //! Run: `cargo xtask fuzz TARGET --time SECONDS` (or `all`).
 
 pub mod decoders;
+pub mod directory;
 pub mod known;
 pub mod log;
 pub mod seal;

@@ -43,6 +43,15 @@ pub fn finalized(base_id: u64, payloads: &[&[u8]]) -> Vec<u8> {
     file
 }
 
+/// One file of a `directory_open` input: `[kind][len][bytes]`.
+fn file(kind: u8, bytes: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(bytes.len()).expect("a seed file is small");
+    let mut v = vec![kind];
+    v.extend_from_slice(&len.to_le_bytes());
+    v.extend_from_slice(bytes);
+    v
+}
+
 fn with(knobs: &[u8], bytes: &[u8]) -> Vec<u8> {
     let mut v = knobs.to_vec();
     v.extend_from_slice(bytes);
@@ -97,6 +106,52 @@ pub fn all() -> Vec<(&'static str, Vec<Vec<u8>>)> {
                 with(&[0b1100_1111, 2, 0, 0], &seg),
                 with(&[0b0011_0000, 3, 0, 0], &seg),
                 with(&[0b1100_0000, 3, 0, 0], &fin),
+            ],
+        ),
+        (
+            "directory_open",
+            vec![
+                // A finalized segment 0 of three records, an active segment
+                // 3 of two, and an index that says so.
+                [vec![0, 3, 1, 0], file(0x20, b"first||third"), file(0x11, b"a|b")].concat(),
+                // The same with no index (rebuilt from the files), a torn
+                // tail, and the leftovers a crash leaves.
+                [
+                    vec![0, 3, 0, 0],
+                    file(0x20, b"first||third"),
+                    file(0x31, b"a|b|the torn one"),
+                    file(0x06, &[0; 64]),
+                    file(0x05, &seg[..80]),
+                    file(0x07, b"torn"),
+                    file(0x08, b"junk"),
+                ]
+                .concat(),
+                // Segments as raw bytes (for the fuzzer to mutate), a
+                // second finalized one, and an index with a wrong checksum.
+                [
+                    vec![0, 3, 0b1_0001, 2],
+                    file(0x00, &fin),
+                    file(0x21, b"x|y"),
+                    file(0x52, b"z"),
+                ]
+                .concat(),
+                // An index file of arbitrary bytes, a manifest and a lock.
+                [
+                    vec![0, 3, 0, 0],
+                    file(0x04, b"SQLite format 3\0not really"),
+                    file(0x10, b"one|two"),
+                    file(0x03, b"AOFMANIFEST junk"),
+                    file(0x0a, b""),
+                ]
+                .concat(),
+                // A flipped byte in a sealed segment, an index claiming
+                // one record too many, every entry active.
+                [
+                    vec![0, 2, 0b0_1101, 0],
+                    file(0x40, b"p|q"),
+                    file(0x71, b"headed only"),
+                ]
+                .concat(),
             ],
         ),
         (

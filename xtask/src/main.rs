@@ -251,11 +251,12 @@ const FUZZ_TARGETS: &[&str] = &[
     "segment_footer",
     "active_segment_recovery",
     "finalized_segment",
+    "directory_open",
 ];
 
 /// The proptest suites that run the fuzz targets' checks on stable: the
 /// fallback of `fuzz` where no nightly toolchain is installed.
-const FUZZ_FALLBACK_TESTS: &[&str] = &["arbitrary_bytes", "arbitrary_segments"];
+const FUZZ_FALLBACK_TESTS: &[&str] = &["arbitrary_bytes", "arbitrary_segments", "arbitrary_directories"];
 
 /// What one fuzz target's run did.
 struct FuzzRun {
