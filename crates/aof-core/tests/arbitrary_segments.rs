@@ -41,60 +41,30 @@ mod seal;
 #[path = "../../../fuzz/src/seeds.rs"]
 mod seeds;
 
-use known::Avoid;
-use proptest::prelude::*;
-use proptest::sample::Index;
-use std::path::Path;
+#[allow(dead_code, reason = "shared test support; not every helper is used here")]
+#[path = "../../../fuzz/src/mutations.rs"]
+mod mutations;
 
-fn cases(default: u32) -> ProptestConfig {
-    let cases = std::env::var("AOF_ARBITRARY_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+use known::Avoid;
+use mutations::{Mutations, cases};
+use proptest::prelude::*;
+use std::path::Path;
 
 /// A seed of `target` with a few bytes and 32-bit words (ids, sizes,
 /// offset table entries) overwritten, knobs changed and possibly cut
 /// short; or random bytes.
 fn input(target: &'static str) -> impl Strategy<Value = Vec<u8>> {
-    let seeds = seeds::of(target);
-    let mutated = (
-        proptest::sample::select(seeds),
-        proptest::collection::vec((any::<Index>(), any::<u8>()), 0..4),
-        proptest::collection::vec((any::<Index>(), any::<u32>()), 0..3),
-        proptest::option::of(any::<Index>()),
-        proptest::collection::vec((0..4usize, any::<u8>()), 0..3),
+    mutations::input(
+        seeds::of(target),
+        Mutations {
+            bytes: 4,
+            word_width: 4,
+            words: 2,
+            knobs: 4,
+            random_len: 400,
+            mutated_weight: 4,
+        },
     )
-        .prop_map(|(mut seed, edits, words, cut, knobs)| {
-            for (at, byte) in edits {
-                let i = at.index(seed.len());
-                seed[i] = byte;
-            }
-            for (at, word) in words {
-                let i = at.index(seed.len().saturating_sub(3));
-                if let Some(w) = seed.get_mut(i..i + 4) {
-                    w.copy_from_slice(&word.to_le_bytes());
-                }
-            }
-            for (at, byte) in knobs {
-                if let Some(b) = seed.get_mut(at) {
-                    *b = byte;
-                }
-            }
-            if let Some(cut) = cut {
-                seed.truncate(cut.index(seed.len() + 1));
-            }
-            seed
-        });
-    prop_oneof![
-        1 => proptest::collection::vec(any::<u8>(), 0..400),
-        4 => mutated,
-    ]
 }
 
 proptest! {

@@ -26,52 +26,28 @@ mod decoders;
 #[path = "../../../fuzz/src/seeds.rs"]
 mod seeds;
 
-use proptest::prelude::*;
-use proptest::sample::Index;
+#[allow(dead_code, reason = "shared test support; not every helper is used here")]
+#[path = "../../../fuzz/src/mutations.rs"]
+mod mutations;
 
-/// Cases per property: enough to cover the knob combinations many times
-/// over, while the whole file runs in a few seconds in a debug build.
-fn cases(default: u32) -> ProptestConfig {
-    let cases = std::env::var("AOF_ARBITRARY_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+use proptest::prelude::*;
+
+use mutations::{Mutations, cases};
 
 /// A seed of `target` with a few bytes overwritten and possibly cut short,
 /// or plain random bytes.
 fn input(target: &'static str) -> impl Strategy<Value = Vec<u8>> {
-    let seeds = seeds::of(target);
-    let mutated = (
-        proptest::sample::select(seeds),
-        proptest::collection::vec((any::<Index>(), any::<u8>()), 0..6),
-        proptest::option::of(any::<Index>()),
-        proptest::collection::vec((0..5usize, any::<u8>()), 0..3),
+    mutations::input(
+        seeds::of(target),
+        Mutations {
+            bytes: 6,
+            word_width: 4,
+            words: 0,
+            knobs: 5,
+            random_len: 300,
+            mutated_weight: 3,
+        },
     )
-        .prop_map(|(mut seed, edits, cut, knobs)| {
-            for (at, byte) in edits {
-                let i = at.index(seed.len());
-                seed[i] = byte;
-            }
-            for (at, byte) in knobs {
-                if let Some(b) = seed.get_mut(at) {
-                    *b = byte;
-                }
-            }
-            if let Some(cut) = cut {
-                seed.truncate(cut.index(seed.len() + 1));
-            }
-            seed
-        });
-    prop_oneof![
-        1 => proptest::collection::vec(any::<u8>(), 0..300),
-        3 => mutated,
-    ]
 }
 
 proptest! {

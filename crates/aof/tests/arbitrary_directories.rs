@@ -34,57 +34,27 @@ mod seal;
 #[path = "../../../fuzz/src/seeds.rs"]
 mod seeds;
 
-use proptest::prelude::*;
-use proptest::sample::Index;
+#[allow(dead_code, reason = "shared test support; not every helper is used here")]
+#[path = "../../../fuzz/src/mutations.rs"]
+mod mutations;
 
-fn cases(default: u32) -> ProptestConfig {
-    let cases = std::env::var("AOF_ARBITRARY_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+use mutations::{Mutations, cases};
+use proptest::prelude::*;
 
 /// A seed with a few bytes and 16-bit words (kinds, lengths) overwritten,
 /// knobs changed and possibly cut short; or random bytes.
 fn input() -> impl Strategy<Value = Vec<u8>> {
-    let seeds = seeds::of("directory_open");
-    let mutated = (
-        proptest::sample::select(seeds),
-        proptest::collection::vec((any::<Index>(), any::<u8>()), 0..6),
-        proptest::collection::vec((any::<Index>(), any::<u16>()), 0..2),
-        proptest::option::of(any::<Index>()),
-        proptest::collection::vec((0..4usize, any::<u8>()), 0..3),
+    mutations::input(
+        seeds::of("directory_open"),
+        Mutations {
+            bytes: 6,
+            word_width: 2,
+            words: 1,
+            knobs: 4,
+            random_len: 300,
+            mutated_weight: 4,
+        },
     )
-        .prop_map(|(mut seed, edits, words, cut, knobs)| {
-            for (at, byte) in edits {
-                let i = at.index(seed.len());
-                seed[i] = byte;
-            }
-            for (at, word) in words {
-                let i = at.index(seed.len().saturating_sub(1));
-                if let Some(w) = seed.get_mut(i..i + 2) {
-                    w.copy_from_slice(&word.to_le_bytes());
-                }
-            }
-            for (at, byte) in knobs {
-                if let Some(b) = seed.get_mut(at) {
-                    *b = byte;
-                }
-            }
-            if let Some(cut) = cut {
-                seed.truncate(cut.index(seed.len() + 1));
-            }
-            seed
-        });
-    prop_oneof![
-        1 => proptest::collection::vec(any::<u8>(), 0..300),
-        4 => mutated,
-    ]
 }
 
 proptest! {
