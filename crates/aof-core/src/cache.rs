@@ -47,11 +47,22 @@ impl SegmentSlot {
             .local_path
             .clone()
             .unwrap_or_else(|| segment_file_name(entry.base_id));
+        Self::new(
+            entry.base_id,
+            entry.last_id,
+            entry.record_count,
+            path_in(dir, &name),
+        )
+    }
+
+    /// The slot of the finalized segment at `path` holding `record_count`
+    /// records from `base_id` through `last_id`.
+    pub(crate) fn new(base_id: u64, last_id: u64, record_count: u64, path: PathBuf) -> Self {
         Self {
-            base_id: entry.base_id,
-            last_id: entry.last_id,
-            record_count: entry.record_count,
-            path: path_in(dir, &name),
+            base_id,
+            last_id,
+            record_count,
+            path,
             open: Mutex::new(None),
             pins: AtomicUsize::new(0),
             last_used: AtomicU64::new(0),

@@ -63,6 +63,22 @@ impl fmt::Debug for Aof {
     }
 }
 
+/// Takes the writer lock of the existing log directory `dir`, as an open
+/// for writing does: for tools that change a closed log's files (an index
+/// migration, a repair) and must keep writers out meanwhile. Fails with
+/// [`AofError::Locked`] while a writer has the log open. The lock is
+/// released when the guard drops.
+pub fn lock_log(fs: &dyn FileSystem, dir: &Path) -> AofResult<Box<dyn crate::fs::LockGuard>> {
+    let lock_path = dir.join(LOCK_FILE);
+    fs.lock_exclusive(&lock_path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            AofError::Locked { path: dir.to_owned() }
+        } else {
+            AofError::io(&lock_path, e)
+        }
+    })
+}
+
 impl Aof {
     /// Opens (creating if needed) the log in `dir` with `config`, on the local
     /// file system, with `index` as its segment index.
@@ -86,7 +102,8 @@ impl Aof {
     /// cut, only left unread, and [`Aof::repairs`] lists what a writable
     /// open would change. `index` must be the caller's private copy of the
     /// log's index (recovery may complete it in memory); every write fails
-    /// with [`AofError::ReadOnly`]. What it sees is fixed at open.
+    /// with [`AofError::ReadOnly`]. What it sees is fixed at open until
+    /// [`Aof::refresh`]; a [`Tail`] refreshes by itself, polling.
     pub fn open_read_only(
         dir: impl AsRef<Path>,
         options: AofOptions,
@@ -115,7 +132,11 @@ impl Aof {
                     reason: "it holds no log files",
                 });
             }
-            let recovered = recover(&dir, &options, index.as_ref(), true)?;
+            let mut recovered = recover(&dir, &options, index.as_ref(), true)?;
+            // Reads of the active segment go through the file, never a map:
+            // the writer (another process) may shrink it (truncate_after),
+            // and a map read past a file's end is a SIGBUS.
+            recovered.writer.seg.map = None;
             return Ok(Self::assemble(
                 dir,
                 options,
@@ -127,14 +148,7 @@ impl Aof {
         }
         fs.create_dir_all(&dir).map_err(|e| AofError::io(&dir, e))?;
         sync_ancestors(fs.as_ref(), &dir)?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = fs.lock_exclusive(&lock_path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                AofError::Locked { path: dir.clone() }
-            } else {
-                AofError::io(&lock_path, e)
-            }
-        })?;
+        let lock = lock_log(fs.as_ref(), &dir)?;
         let recovered = recover(&dir, &options, index.as_ref(), false)?;
         let mut aof = Self::assemble(dir, options, index, recovered, lock, false);
         aof.threads = background::start(&aof.shared)?;
@@ -192,6 +206,16 @@ impl Aof {
     #[must_use]
     pub fn repairs(&self) -> &[Repair] {
         &self.shared.repairs
+    }
+
+    /// Brings a read-only view up to date with the log's files, which
+    /// another process may be appending to: new records, segments sealed
+    /// and created since. Returns how many new records it sees (0 on a
+    /// writable log, which always sees everything). Fails with
+    /// [`AofError::ViewOutdated`] when the writer removed or rewrote what the
+    /// view had read (`truncate_after`): open a new view.
+    pub fn refresh(&self) -> AofResult<u64> {
+        self.shared.refresh()
     }
 
     /// Whether the log was opened read-only.

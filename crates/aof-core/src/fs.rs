@@ -97,6 +97,13 @@ pub trait FileHandle: Send + Sync + Debug {
         let _ = len;
         Ok(None)
     }
+
+    /// Whether the file has no name left in its directory (removed, or
+    /// replaced by a rename over its path): a read-only view following it
+    /// must look again. `false` where the implementation cannot tell.
+    fn is_unlinked(&self) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// Conveniences over [`FileHandle`].
@@ -246,6 +253,11 @@ impl FileHandle for LocalFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
+    }
+
+    fn is_unlinked(&self) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(self.file.metadata()?.nlink() == 0)
     }
 
     #[expect(unsafe_code, reason = "memory-mapping a file is unsafe by nature")]

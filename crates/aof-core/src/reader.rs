@@ -205,8 +205,15 @@ impl Iterator for Reader {
     }
 }
 
+/// How often a tail on a read-only view looks at the files for new records.
+const READ_ONLY_POLL: Duration = Duration::from_millis(20);
+
 /// Like [`Reader`], but at the end waits for new durable records.
 /// Created by [`crate::Aof::tail`].
+///
+/// On a read-only view ([`crate::Aof::open_read_only`]) the records come
+/// from another process: at the end, the tail calls [`crate::Aof::refresh`]
+/// every 20 ms until there are new ones.
 #[derive(Debug)]
 pub struct Tail {
     reader: Reader,
@@ -228,6 +235,17 @@ impl Tail {
                 return Ok(Some(r));
             }
             let inner = &self.reader.inner;
+            if inner.read_only {
+                if inner.refresh()? > 0 {
+                    continue;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return Ok(None);
+                }
+                std::thread::sleep(READ_ONLY_POLL.min(deadline - now));
+                continue;
+            }
             if !inner
                 .durable
                 .wait_past(self.reader.next, deadline, || inner.is_closed())
@@ -250,6 +268,12 @@ impl Tail {
             }
             if inner.is_closed() {
                 return Err(AofError::Closed);
+            }
+            if inner.read_only {
+                if inner.refresh()? == 0 {
+                    tokio::time::sleep(READ_ONLY_POLL).await;
+                }
+                continue;
             }
             notified.await;
         }

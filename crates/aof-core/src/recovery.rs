@@ -554,6 +554,16 @@ pub fn entries_from_files(fs: &dyn FileSystem, dir: &Path) -> AofResult<Vec<Segm
     entries_with_recovery_point(fs, dir, None)
 }
 
+/// The entries of a read-only view of the log in `dir` whose index cannot
+/// be read beside its writer (MDBX opens its file exclusively): rebuilt from
+/// the segment files, an unsynced tail past the manifest's recovery point
+/// left out as recovery would cut it. Reads every byte of every segment and
+/// writes nothing.
+pub fn entries_for_view(fs: &dyn FileSystem, dir: &Path) -> AofResult<Vec<SegmentEntry>> {
+    let recovery_next = Manifest::inspect(fs, dir)?.recovery_next;
+    entries_with_recovery_point(fs, dir, recovery_next)
+}
+
 /// [`entries_from_files`], cutting damage after `recovery_next` (when known)
 /// instead of reporting it.
 fn entries_with_recovery_point(

@@ -236,6 +236,7 @@ impl Shared {
             created_at: header.created_at_us,
             prealloc_asked: false,
             map: None,
+            absent: false,
         };
         w.next_id = keep_next;
         w.buf.clear();

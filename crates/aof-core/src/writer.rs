@@ -66,6 +66,9 @@ pub(crate) struct ActiveSegment {
     pub(crate) prealloc_asked: bool,
     /// A live map of the pre-allocated file, for reads without a syscall.
     pub(crate) map: Option<Bytes>,
+    /// No file behind it yet: the next segment of a read-only view, until
+    /// the writer creates it (see `refresh.rs`).
+    pub(crate) absent: bool,
 }
 
 impl ActiveSegment {
@@ -88,6 +91,7 @@ impl ActiveSegment {
             created_at,
             prealloc_asked: false,
             map: None,
+            absent: true,
         }
     }
 
@@ -283,6 +287,7 @@ pub(crate) fn recovered_segment(
         prealloc_asked: false,
         map: live_map(file.as_ref(), segment_size),
         file,
+        absent: false,
     };
     Writer::new(seg, next_id, last_ts, sealed)
 }
@@ -354,6 +359,7 @@ pub(crate) fn create_active(
         created_at,
         prealloc_asked: false,
         map,
+        absent: false,
     })
 }
 

@@ -106,10 +106,20 @@ pub enum AofError {
     #[error("log is open read-only")]
     ReadOnly,
     /// This index backend cannot be opened read-only.
-    #[error("a log whose index is {backend:?} cannot be opened read-only (MDBX opens its file exclusively)")]
+    #[error("a log whose index is {backend:?} cannot be opened read-only")]
     ReadOnlyUnsupported {
         /// The backend.
         backend: crate::config::IndexBackend,
+    },
+    /// A read-only view can no longer follow the log: its writer removed or
+    /// rewrote what the view had read (`truncate_after`, retention). Open a
+    /// new view.
+    #[error("the read-only view of {path} is outdated: {reason}; open it again")]
+    ViewOutdated {
+        /// The file that changed.
+        path: PathBuf,
+        /// What changed.
+        reason: &'static str,
     },
     /// Another writer holds the log directory.
     #[error("log directory {path} is locked by another writer")]

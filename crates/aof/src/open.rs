@@ -2,7 +2,7 @@
 //! a log's index lives.
 
 use aof_core::layout::{MDBX_INDEX_FILE, SQLITE_INDEX_FILE};
-use aof_core::{Aof, AofOptions, FileSystem, TimeSource};
+use aof_core::{Aof, AofOptions, FileSystem, LocalFileSystem, TimeSource};
 use aof_record::{AofConfig, AofError, AofResult, IndexBackend, SegmentIndex};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -102,6 +102,9 @@ impl Builder {
             Some(index) => index,
             None => {
                 std::fs::create_dir_all(&dir).map_err(|e| AofError::io(&dir, e))?;
+                // A log another writer has open is refused as such before
+                // its index is touched (MDBX would only say "busy").
+                drop(aof_core::lock_log(self.options.fs.as_ref(), &dir)?);
                 open_index(&dir, &self.options.config)?
             }
         };
@@ -111,10 +114,14 @@ impl Builder {
 
 /// Opens the existing log in `dir` read-only: no lock is taken (it works
 /// beside a writer in another process) and no byte in the directory
-/// changes. The index is read once into memory through a read-only
-/// connection (SQLite); see [`Aof::open_read_only`] for what the handle
-/// sees. A log whose index is MDBX is refused with
-/// [`AofError::ReadOnlyUnsupported`]: MDBX opens its file exclusively.
+/// changes. See [`Aof::open_read_only`] for what the handle sees, and
+/// [`Aof::refresh`] (or a [`crate::Tail`]) to follow a writer.
+///
+/// The index is read once into memory: a SQLite index through a read-only
+/// connection (of a private copy when a write-ahead log is present). An
+/// MDBX index is not touched at all, since a writer opens it exclusively
+/// and even a read-only MDBX open writes its lock file: the entries are
+/// rebuilt from the segment files instead, which reads every segment.
 pub fn open_read_only(dir: impl AsRef<Path>, config: AofConfig) -> AofResult<Aof> {
     let dir = dir.as_ref();
     config.validate()?;
@@ -136,7 +143,8 @@ pub fn open_read_only(dir: impl AsRef<Path>, config: AofConfig) -> AofResult<Aof
                 .map_or_else(|| dir.join(SQLITE_INDEX_FILE), Path::to_owned);
             aof_index_sqlite::read_entries(path)?
         }
-        other => return Err(AofError::ReadOnlyUnsupported { backend: other }),
+        IndexBackend::Mdbx => aof_core::entries_for_view(LocalFileSystem::shared().as_ref(), dir)?,
+        other => return Err(AofError::BackendNotBuilt { backend: other }),
     };
     let index = aof_record::MemorySegmentIndex::new();
     index.add_entries(&entries)?;
