@@ -315,6 +315,65 @@ fn tail_follows_a_log_another_process_appends_to() {
     log.close_blocking().unwrap();
 }
 
+/// `tail -f` on an MDBX log (which its writer holds exclusively) follows
+/// too, and a writer's `truncate_after` under it is said on stderr, then
+/// following goes on from the first printed record the log no longer holds:
+/// what the writer appended after the truncation is printed.
+#[test]
+fn tail_follows_an_mdbx_log_through_a_truncation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = AofConfig::builder()
+        .index_backend(aof::IndexBackend::Mdbx)
+        .segment_size(4096)
+        .flush_strategy(FlushStrategy::Sync)
+        .build()
+        .unwrap();
+    let log = aof::open(dir, config).unwrap();
+    for i in 0..100 {
+        log.append(format!("first-{i}").as_bytes()).unwrap();
+    }
+    let mut child = Command::new(BIN)
+        .args(["tail", "-f", "-n", "100"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut child);
+    let wait = |what: &str| {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{what}"));
+        line.split('\t').map(str::to_owned).collect::<Vec<_>>()
+    };
+    for i in 0..100 {
+        assert_eq!(wait("the records so far")[2], format!("first-{i}"));
+    }
+    log.truncate_after(49).unwrap();
+    for i in 0..20 {
+        log.append(format!("second-{i}").as_bytes()).unwrap();
+    }
+    for i in 0..20 {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            panic!("tail exited ({status}) before record {i}: {err}");
+        }
+        let line = wait("a record after the truncation");
+        assert_eq!(
+            (line[0].as_str(), line[2].as_str()),
+            (&*(50 + i).to_string(), &*format!("second-{i}"))
+        );
+    }
+    child.kill().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    child.wait().unwrap();
+    assert!(err.contains("records from id 50 on were replaced"), "{err}");
+    log.close_blocking().unwrap();
+}
+
 #[test]
 fn verify_passes_on_a_sound_log() {
     let tmp = tempfile::tempdir().unwrap();
@@ -601,12 +660,24 @@ fn a_missing_directory_is_refused_except_by_append() {
 }
 
 /// Reading commands open the log read-only: they work beside a writer in
-/// another process and see its durable records. Writing ones are refused.
+/// another process and see its durable records, on either index backend
+/// (MDBX, which a writer opens exclusively, is not touched: the view
+/// rebuilds its entries from the segment files). Writing ones are refused.
 #[test]
 fn reads_work_beside_a_writer_and_writes_are_refused() {
+    reads_beside_a_writer(aof::IndexBackend::Sqlite);
+}
+
+#[test]
+fn reads_work_beside_a_writer_on_an_mdbx_log_too() {
+    reads_beside_a_writer(aof::IndexBackend::Mdbx);
+}
+
+fn reads_beside_a_writer(backend: aof::IndexBackend) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let log = aof::open(dir, AofConfig::default()).unwrap();
+    let config = AofConfig::builder().index_backend(backend).build().unwrap();
+    let log = aof::open(dir, config).unwrap();
     log.append(b"held").unwrap();
     for args in [
         &["read", "DIR", "0"][..],
@@ -618,8 +689,13 @@ fn reads_work_beside_a_writer_and_writes_are_refused() {
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
     }
     assert_eq!(aof(&["read", "DIR", "0"], dir).stdout, b"held");
+    let other = if backend == aof::IndexBackend::Mdbx {
+        "sqlite"
+    } else {
+        "mdbx"
+    };
     for args in [
-        &["index", "migrate", "DIR", "--to", "mdbx"][..],
+        &["index", "migrate", "DIR", "--to", other][..],
         &["repair", "DIR"],
     ] {
         assert_error(&aof(args, dir), 1, "is locked by another writer");
@@ -768,9 +844,22 @@ fn tree(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 /// does it (the bytes saved beside the segment), and then the log verifies.
 #[test]
 fn verify_reports_a_torn_tail_and_repair_cuts_it() {
+    torn_tail_reported_then_repaired("sqlite");
+}
+
+#[test]
+fn verify_reports_a_torn_tail_and_repair_cuts_it_on_an_mdbx_log() {
+    torn_tail_reported_then_repaired("mdbx");
+}
+
+fn torn_tail_reported_then_repaired(backend: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    assert_ok(&aof_with_input(&["append", "DIR"], dir, b"a\nb\nc\n"));
+    assert_ok(&aof_with_input(
+        &["append", "DIR", "--index", backend],
+        dir,
+        b"a\nb\nc\n",
+    ));
     let file = &segment_files(dir)[0];
     let mut bytes = std::fs::read(file).unwrap();
     let end = 64 + 33 * 3;

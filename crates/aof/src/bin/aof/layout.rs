@@ -1,7 +1,6 @@
 //! What a directory holds, and opening the log in it.
 
 use anyhow::bail;
-use aof::engine::layout::LOCK_FILE;
 use aof::engine::layout::parse_segment_file_name;
 use aof::{Aof, AofConfig, AofError, FlushStrategy, IndexBackend};
 use std::path::{Path, PathBuf};
@@ -119,19 +118,12 @@ pub fn read_config(layout: &Layout) -> anyhow::Result<AofConfig> {
         .build()?)
 }
 
-/// Opens the existing log in `dir` to read it: read-only (no lock, not a
-/// byte written, beside a writer in another process) when its index is
-/// SQLite. An MDBX index opens its file exclusively, so such a log is opened
-/// as a writer would (taking the lock; a log another process has open is
-/// refused with [`AofError::Locked`]).
+/// Opens the existing log in `dir` to read it, read-only: no lock, not a
+/// byte written, beside a writer in another process.
 pub fn open_existing(dir: &Path) -> anyhow::Result<(Layout, Aof)> {
     let layout = existing(dir)?;
     let config = read_config(&layout)?;
-    let log = match layout.backend {
-        IndexBackend::Mdbx => aof::open(dir, config),
-        _ => aof::open_read_only(dir, config),
-    }
-    .map_err(|e| open_error(dir, e))?;
+    let log = aof::open_read_only(dir, config).map_err(|e| open_error(dir, e))?;
     Ok((layout, log))
 }
 
@@ -144,21 +136,12 @@ pub fn open_error(dir: &Path, e: AofError) -> anyhow::Error {
     }
 }
 
-/// The writer lock of the log in `dir`, held while the returned file is open.
-///
-/// The same lock the engine takes, so no writer can open the log meanwhile.
-pub fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
-    let path = dir.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| AofError::io(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(AofError::Locked { path: dir.to_owned() }.into()),
-        Err(std::fs::TryLockError::Error(e)) => Err(AofError::io(&path, e).into()),
-    }
+/// The writer lock of the log in `dir` (the engine's own, see
+/// [`aof::engine::lock_log`]), held until the guard drops: no writer can
+/// open the log meanwhile.
+pub fn lock(dir: &Path) -> anyhow::Result<Box<dyn aof::engine::LockGuard>> {
+    Ok(aof::engine::lock_log(
+        aof::engine::LocalFileSystem::shared().as_ref(),
+        dir,
+    )?)
 }

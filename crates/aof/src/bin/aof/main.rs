@@ -24,12 +24,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod append;
-mod follow;
 mod index;
 mod layout;
 mod output;
 mod read;
 mod stat;
+mod tail;
 mod verify;
 
 /// The command line.
@@ -104,9 +104,10 @@ enum Command {
     },
     /// Print the last records (as `dump` does); with -f, keep printing new ones.
     ///
-    /// Takes no lock, so it works while a writer appends: it reads the
-    /// segment files and shows a record once the writer has written it to
-    /// its segment file (under the Sync flush strategy, once it is durable).
+    /// Takes no lock and writes nothing, so it works while a writer appends:
+    /// it reads the log through a read-only view and shows a record once the
+    /// writer has written it to its segment file (under the Sync flush
+    /// strategy, once it is durable).
     Tail {
         /// The log directory.
         dir: PathBuf,
@@ -236,7 +237,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             lines,
             follow,
             json,
-        } => follow::tail(&dir, lines, follow, json),
+        } => tail::tail(&dir, lines, follow, json),
         Command::Verify { dir } => verify::run(&dir),
         Command::Repair { dir, dry_run } => verify::repair(&dir, dry_run),
         Command::Stat { dir, json } => stat::run(&dir, json),
