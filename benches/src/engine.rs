@@ -90,8 +90,20 @@ fn engine_round(
     appenders: usize,
     run: Duration,
 ) -> Res<Round> {
+    engine_round_with(dir, aof::AofOptions::new(config(strategy)?), size, appenders, run)
+}
+
+/// [`engine_round`] with explicit open options.
+fn engine_round_with(
+    dir: &Path,
+    options: aof::AofOptions,
+    size: usize,
+    appenders: usize,
+    run: Duration,
+) -> Res<Round> {
     scratch::remove_dir(dir)?;
-    let log = aof::open(dir, config(strategy)?)?;
+    let strategy = options.config.flush_strategy();
+    let log = aof::open_with(dir, options)?;
     let payload = vec![0x5au8; size];
     let track_latency = strategy == FlushStrategy::Sync;
     let lane = |_: usize, gate: &Barrier, stop: &AtomicBool| -> Lane {
@@ -190,7 +202,7 @@ fn fsync_round(dir: &Path, size: usize, run: Duration) -> Res<Round> {
 /// Number of cases [`run`] reports progress for.
 #[must_use]
 pub fn cases() -> u64 {
-    (SIZES.len() * 4 + APPENDERS.len() + 1) as u64
+    (SIZES.len() * 4 + APPENDERS.len() + 2) as u64
 }
 
 /// Runs the whole engine table under `scratch_dir`.
@@ -276,9 +288,37 @@ pub fn run(scratch_dir: &Path, budget: EngineBudget, progress: &Progress) -> Res
         }
         out.push(r);
     }
+    progress.case("engine: Sync, 64 B, recovery-point checkpoints beside none");
+    out.push(checkpoint_cost(&dir, budget)?);
     progress.case(&format!("engine: open after crash, {} segments", budget.segments));
     out.extend(open_after_crash(&scratch_dir.join("crash"), budget.segments)?);
     Ok(out)
+}
+
+/// The cost of persisting the recovery point (issue 10, B): Sync appends of
+/// 64 B with the default checkpoint (the manifest written at most once a
+/// second after a group commit) beside checkpoints only at seal and close,
+/// which is what the write path cost before the recovery point existed.
+/// Each run lasts at least 2.5 s, so that it pays for two checkpoints or more.
+fn checkpoint_cost(dir: &Path, budget: EngineBudget) -> Res<BenchResult> {
+    let run = (budget.run * 5).max(Duration::from_millis(2500));
+    let options = |interval| -> Res<aof::AofOptions> {
+        let mut o = aof::AofOptions::new(config(FlushStrategy::Sync)?);
+        o.checkpoint_interval = interval;
+        Ok(o)
+    };
+    let p = alternate(
+        budget.rounds,
+        0,
+        &mut || engine_round_with(dir, options(Some(Duration::from_secs(1)))?, 64, 1, run),
+        &mut || engine_round_with(dir, options(None)?, 64, 1, run),
+    )?;
+    Ok(
+        BenchResult::of_side("append_recovery_point_checkpoint", 64, 64, p.subject)
+            .strategy("Sync")
+            .baseline(p.baseline.rate, p.ratio)
+            .target("≥ 0.9 × no checkpoint", p.ratio >= 0.9),
+    )
 }
 
 /// Builds a log of `segments` segments and tears its active segment's tail

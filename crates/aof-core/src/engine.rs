@@ -185,6 +185,7 @@ impl Aof {
             read_only,
             repairs: recovered.repairs,
             manifest: recovered.manifest,
+            checkpoint_interval: options.checkpoint_interval,
             cache,
             readers: AtomicUsize::new(0),
             max_readers: options.max_readers,

@@ -9,7 +9,8 @@
 //! a power loss tore — holes included — and cuts it. It is written:
 //!
 //! * when a segment is sealed (its records are durable then),
-//! * after a group-commit round, at most once per [`CHECKPOINT_INTERVAL`],
+//! * after a group-commit round, at most once per checkpoint interval
+//!   ([`crate::AofOptions::checkpoint_interval`], default 1 s),
 //! * at the end of recovery and on close,
 //! * *lowered* before `truncate_after` removes records, so it never names
 //!   ids the log no longer holds.
@@ -27,9 +28,6 @@ use aof_record::{AofError, AofResult};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Longest time a group-commit round lets the recovery point lag.
-pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The open manifest of a log.
 pub(crate) struct Manifest {
@@ -161,11 +159,11 @@ impl Manifest {
     }
 
     /// Raises the recovery point to `next` if the last write is older than
-    /// [`CHECKPOINT_INTERVAL`].
-    pub(crate) fn checkpoint_if_due(&self, next: u64) -> AofResult<()> {
+    /// `interval`.
+    pub(crate) fn checkpoint_if_due(&self, next: u64, interval: Duration) -> AofResult<()> {
         {
             let st = lock(&self.state);
-            if st.current.recovery_next >= next || st.written_at.elapsed() < CHECKPOINT_INTERVAL {
+            if st.current.recovery_next >= next || st.written_at.elapsed() < interval {
                 return Ok(());
             }
         }

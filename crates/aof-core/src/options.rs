@@ -6,6 +6,7 @@ use aof_flush::{Clock, SystemClock};
 use aof_record::AofConfig;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Wall-clock time for record timestamps, in microseconds since the Unix epoch.
 ///
@@ -49,6 +50,15 @@ pub struct AofOptions {
     /// Most readers and tails open at once; one more is refused with
     /// [`aof_record::AofError::ReaderLimitExceeded`]. Default 1024.
     pub max_readers: usize,
+    /// How often a group-commit round may persist the recovery point in the
+    /// manifest (one 64-byte write and fdatasync): the most it lags the
+    /// durable watermark. Default 1 s. `None`: only when a segment is
+    /// sealed, after recovery and on close. Recovery keeps every intact
+    /// record either way; the interval decides how much of the durable tail
+    /// is covered against media damage: a damaged record past the recovery
+    /// point is taken for a torn unsynced write and cut with what follows,
+    /// where one before it is reported as corruption.
+    pub checkpoint_interval: Option<Duration>,
 }
 
 impl AofOptions {
@@ -62,6 +72,7 @@ impl AofOptions {
             time: Arc::new(SystemTime),
             rebuild_index: false,
             max_readers: 1024,
+            checkpoint_interval: Some(Duration::from_secs(1)),
         }
     }
 }

@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) repairs: Vec<crate::recovery::Repair>,
     /// The log's identity and persisted recovery point.
     pub(crate) manifest: Manifest,
+    /// See [`crate::AofOptions::checkpoint_interval`].
+    pub(crate) checkpoint_interval: Option<std::time::Duration>,
     /// Finalized segments with a local file, and the open ones.
     pub(crate) cache: SegmentCache,
     pub(crate) readers: AtomicUsize,
@@ -204,7 +206,9 @@ impl Shared {
         // The recovery point lags by at most the checkpoint interval. A
         // failure leaves it lower, which is safe: it is not durability of
         // these records that depends on it.
-        if let Err(e) = self.manifest.checkpoint_if_due(next) {
+        if let Some(interval) = self.checkpoint_interval
+            && let Err(e) = self.manifest.checkpoint_if_due(next, interval)
+        {
             log::warn!("recording the recovery point in {}: {e}", self.dir.display());
         }
         Ok(next)
