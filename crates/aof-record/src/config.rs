@@ -102,6 +102,10 @@ pub enum ConfigField {
     EnableCompression,
     /// [`AofConfig::enable_encryption`].
     EnableEncryption,
+    /// [`AofConfig::compression_level`].
+    CompressionLevel,
+    /// [`AofConfig::compression_min_size`].
+    CompressionMinSize,
     /// [`AofConfig::ttl_seconds`].
     TtlSeconds,
     /// [`AofConfig::pre_allocate_threshold`].
@@ -130,6 +134,8 @@ impl ConfigField {
             Self::SegmentCacheSize => "segment_cache_size",
             Self::EnableCompression => "enable_compression",
             Self::EnableEncryption => "enable_encryption",
+            Self::CompressionLevel => "compression_level",
+            Self::CompressionMinSize => "compression_min_size",
             Self::TtlSeconds => "ttl_seconds",
             Self::PreAllocateThreshold => "pre_allocate_threshold",
             Self::ArchiveCompressionLevel => "archive_compression_level",
@@ -259,6 +265,8 @@ pub struct AofConfig {
     segment_cache_size: usize,
     enable_compression: bool,
     enable_encryption: bool,
+    compression_level: i32,
+    compression_min_size: u32,
     ttl_seconds: Option<u64>,
     pre_allocate_threshold: f64,
     pre_allocate_enabled: bool,
@@ -312,16 +320,34 @@ impl AofConfig {
         self.segment_cache_size
     }
 
-    /// Whether payloads are compressed per record (not available yet).
+    /// Whether payloads are zstd-compressed per record (flag bit 0): a
+    /// payload of at least [`AofConfig::compression_min_size`] bytes is
+    /// stored compressed when that saves bytes. Reads always return the
+    /// original bytes, whatever this says. Default false.
     #[must_use]
     pub fn enable_compression(&self) -> bool {
         self.enable_compression
     }
 
-    /// Whether payloads are encrypted (not available yet).
+    /// Whether new payloads are encrypted (flag bit 1), with the current key
+    /// of the key ring given at open (the engine's `AofOptions::keys`;
+    /// required when this is set). Default false.
     #[must_use]
     pub fn enable_encryption(&self) -> bool {
         self.enable_encryption
+    }
+
+    /// zstd level of per-record compression, -7..=22. Default 3.
+    #[must_use]
+    pub fn compression_level(&self) -> i32 {
+        self.compression_level
+    }
+
+    /// Smallest payload, in bytes, that per-record compression tries.
+    /// Default 128.
+    #[must_use]
+    pub fn compression_min_size(&self) -> u32 {
+        self.compression_min_size
     }
 
     /// Age after which finalized segments are deleted; `None` keeps them forever.
@@ -408,16 +434,13 @@ impl AofConfig {
             1,
             1 << 20,
         )?;
-        if self.enable_compression {
-            return Err(ConfigError::FeatureNotAvailable {
-                field: ConfigField::EnableCompression,
-                feature: "per-record compression",
-            });
-        }
-        if self.enable_encryption {
-            return Err(ConfigError::FeatureNotAvailable {
-                field: ConfigField::EnableEncryption,
-                feature: "encryption",
+        let level = i64::from(self.compression_level);
+        if !(-7..=22).contains(&level) {
+            return Err(ConfigError::SignedOutOfRange {
+                field: ConfigField::CompressionLevel,
+                value: level,
+                min: -7,
+                max: 22,
             });
         }
         if let Some(ttl) = self.ttl_seconds {
@@ -513,6 +536,8 @@ pub struct AofConfigBuilder {
     segment_cache_size: usize,
     enable_compression: bool,
     enable_encryption: bool,
+    compression_level: i32,
+    compression_min_size: u32,
     ttl_seconds: Option<u64>,
     pre_allocate_threshold: f64,
     pre_allocate_enabled: bool,
@@ -535,6 +560,8 @@ impl Default for AofConfigBuilder {
             segment_cache_size: 16,
             enable_compression: false,
             enable_encryption: false,
+            compression_level: 3,
+            compression_min_size: 128,
             ttl_seconds: None,
             pre_allocate_threshold: 0.75,
             pre_allocate_enabled: true,
@@ -572,6 +599,10 @@ impl AofConfigBuilder {
         enable_compression: bool,
         /// Sets [`AofConfig::enable_encryption`].
         enable_encryption: bool,
+        /// Sets [`AofConfig::compression_level`].
+        compression_level: i32,
+        /// Sets [`AofConfig::compression_min_size`].
+        compression_min_size: u32,
         /// Sets [`AofConfig::ttl_seconds`].
         ttl_seconds: Option<u64>,
         /// Sets [`AofConfig::pre_allocate_threshold`].
@@ -615,6 +646,8 @@ impl AofConfigBuilder {
             segment_cache_size: self.segment_cache_size,
             enable_compression: self.enable_compression,
             enable_encryption: self.enable_encryption,
+            compression_level: self.compression_level,
+            compression_min_size: self.compression_min_size,
             ttl_seconds: self.ttl_seconds,
             pre_allocate_threshold: self.pre_allocate_threshold,
             pre_allocate_enabled: self.pre_allocate_enabled,
@@ -647,6 +680,8 @@ impl From<AofConfig> for AofConfigBuilder {
             segment_cache_size: c.segment_cache_size,
             enable_compression: c.enable_compression,
             enable_encryption: c.enable_encryption,
+            compression_level: c.compression_level,
+            compression_min_size: c.compression_min_size,
             ttl_seconds: c.ttl_seconds,
             pre_allocate_threshold: c.pre_allocate_threshold,
             pre_allocate_enabled: c.pre_allocate_enabled,
@@ -704,12 +739,8 @@ mod tests {
                 ConfigField::SegmentCacheSize,
             ),
             (
-                AofConfig::builder().enable_encryption(true),
-                ConfigField::EnableEncryption,
-            ),
-            (
-                AofConfig::builder().enable_compression(true),
-                ConfigField::EnableCompression,
+                AofConfig::builder().compression_level(23),
+                ConfigField::CompressionLevel,
             ),
             (AofConfig::builder().ttl_seconds(Some(0)), ConfigField::TtlSeconds),
             (

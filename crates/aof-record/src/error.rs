@@ -111,6 +111,19 @@ pub enum AofError {
         /// The backend.
         backend: crate::config::IndexBackend,
     },
+    /// A record's stored payload could not be turned back into its bytes
+    /// (decompressed or decrypted): see [`crate::payload::PayloadError`].
+    #[error("record {id}: {source}")]
+    Payload {
+        /// The record's id.
+        id: u64,
+        /// What failed.
+        #[source]
+        source: crate::payload::PayloadError,
+    },
+    /// Encryption is enabled but no key ring was given at open.
+    #[error("enable_encryption is set but the log was opened without a key ring")]
+    EncryptionWithoutKeys,
     /// A read-only view can no longer follow the log: its writer removed or
     /// rewrote what the view had read (`truncate_after`, retention). Open a
     /// new view.

@@ -51,6 +51,7 @@ pub mod entry;
 pub mod error;
 pub mod index;
 pub mod manifest;
+pub mod payload;
 pub mod record;
 pub mod segment;
 
