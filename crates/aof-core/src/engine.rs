@@ -17,6 +17,7 @@
 
 use crate::background;
 use crate::cache::SegmentCache;
+use crate::codec::{Codec, Prepared};
 use crate::commit::{Durable, GroupCommit};
 use crate::fs::FileSystem;
 use crate::layout::LOCK_FILE;
@@ -120,6 +121,7 @@ impl Aof {
     ) -> AofResult<Self> {
         let dir = dir.to_owned();
         options.config.validate()?;
+        let codec = Codec::new(&options.config, options.keys.clone())?;
         let fs = options.fs.clone();
         if read_only {
             if !fs
@@ -144,13 +146,14 @@ impl Aof {
                 recovered,
                 Box::new(NoLock),
                 true,
+                codec,
             ));
         }
         fs.create_dir_all(&dir).map_err(|e| AofError::io(&dir, e))?;
         sync_ancestors(fs.as_ref(), &dir)?;
         let lock = lock_log(fs.as_ref(), &dir)?;
         let recovered = recover(&dir, &options, index.as_ref(), false)?;
-        let mut aof = Self::assemble(dir, options, index, recovered, lock, false);
+        let mut aof = Self::assemble(dir, options, index, recovered, lock, false, codec);
         aof.threads = background::start(&aof.shared)?;
         Ok(aof)
     }
@@ -162,6 +165,7 @@ impl Aof {
         recovered: crate::recovery::Recovered,
         lock: Box<dyn crate::fs::LockGuard>,
         read_only: bool,
+        codec: Codec,
     ) -> Self {
         let fs = options.fs.clone();
         let flush = FlushController::with_clock(options.config.flush_strategy(), options.clock.clone());
@@ -185,6 +189,7 @@ impl Aof {
             read_only,
             repairs: recovered.repairs,
             manifest: recovered.manifest,
+            codec,
             checkpoint_interval: options.checkpoint_interval,
             cache,
             readers: AtomicUsize::new(0),
@@ -239,7 +244,6 @@ impl Aof {
         let shared = &self.shared;
         shared.check_writable()?;
         let max = shared.config.max_record_size();
-        let mut bytes = 0u64;
         for p in payloads {
             let len = p.as_ref().len();
             if len > max as usize {
@@ -248,18 +252,32 @@ impl Aof {
                     max,
                 });
             }
-            bytes += encoded_len(len) as u64;
         }
         if payloads.is_empty() {
             let next = lock(&shared.writer).next_id;
             return Ok(next..next);
         }
+        // Compression runs before the writer lock is taken; a plain log
+        // stores payloads as they are, without a step or an allocation.
+        let prepared: Option<Vec<Prepared<'_>>> = (!shared.codec.is_plain()).then(|| {
+            payloads
+                .iter()
+                .map(|p| shared.codec.prepare(p.as_ref()))
+                .collect()
+        });
+        let stored = |i: usize| match &prepared {
+            Some(v) => v[i].view(),
+            None => Prepared::plain(payloads[i].as_ref()),
+        };
+        let bytes: u64 = (0..payloads.len())
+            .map(|i| encoded_len(stored(i).stored_len) as u64)
+            .sum();
         let range = {
             let mut w = lock(&shared.writer);
             shared.check_writable()?;
             let start = w.next_id;
-            for p in payloads {
-                shared.append_locked(&mut w, p.as_ref())?;
+            for i in 0..payloads.len() {
+                shared.append_locked(&mut w, &stored(i))?;
             }
             let range = start..w.next_id;
             shared.appended_next.fetch_max(range.end, Ordering::AcqRel);

@@ -38,6 +38,7 @@
 
 mod background;
 mod cache;
+mod codec;
 mod commit;
 mod engine;
 pub mod fs;
@@ -59,6 +60,7 @@ mod writer;
 
 pub use aof_flush::{FlushControllerMetrics, FlushMetricsSnapshot};
 pub use aof_record::{AofConfig, AofError, AofResult, FlushStrategy};
+pub use codec::{DuplicateKeyId, EncryptionKey, KeyRing};
 pub use engine::Aof;
 pub use engine::lock_log;
 pub use fs::{FileHandle, FileSystem, LocalFileSystem, LockGuard, OpenMode};

@@ -1,6 +1,7 @@
 //! How a log is opened beyond its configuration: [`AofOptions`], and the
 //! wall clock of record timestamps, [`TimeSource`].
 
+use crate::codec::KeyRing;
 use crate::fs::{FileSystem, LocalFileSystem};
 use aof_flush::{Clock, SystemClock};
 use aof_record::AofConfig;
@@ -59,6 +60,10 @@ pub struct AofOptions {
     /// point is taken for a torn unsynced write and cut with what follows,
     /// where one before it is reported as corruption.
     pub checkpoint_interval: Option<Duration>,
+    /// The keys of record encryption: required when the configuration
+    /// enables encryption (new records use the current key), and needed to
+    /// read encrypted records (each names its key). Default none.
+    pub keys: Option<Arc<KeyRing>>,
 }
 
 impl AofOptions {
@@ -73,6 +78,7 @@ impl AofOptions {
             rebuild_index: false,
             max_readers: 1024,
             checkpoint_interval: Some(Duration::from_secs(1)),
+            keys: None,
         }
     }
 }

@@ -22,6 +22,7 @@
 //! never held while taking another lock.
 
 use crate::cache::{SegmentCache, SegmentSlot};
+use crate::codec::{Codec, Prepared};
 use crate::commit::{Durable, GroupCommit};
 use crate::fs::{FileSystem, LockGuard};
 use crate::layout::prealloc_name;
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) repairs: Vec<crate::recovery::Repair>,
     /// The log's identity and persisted recovery point.
     pub(crate) manifest: Manifest,
+    /// How payloads are stored (compression, encryption).
+    pub(crate) codec: Codec,
     /// See [`crate::AofOptions::checkpoint_interval`].
     pub(crate) checkpoint_interval: Option<std::time::Duration>,
     /// Finalized segments with a local file, and the open ones.
@@ -136,11 +139,11 @@ impl Shared {
 
     /// Appends one record under the writer lock, rolling to a new segment
     /// first if it would not fit.
-    pub(crate) fn append_locked(&self, w: &mut Writer, payload: &[u8]) -> AofResult<()> {
-        if w.must_roll(payload.len(), self.config.segment_size()) {
+    pub(crate) fn append_locked(&self, w: &mut Writer, payload: &Prepared<'_>) -> AofResult<()> {
+        if w.must_roll(payload.stored_len, self.config.segment_size()) {
             self.roll(w)?;
         }
-        w.push(payload, self.time.now_us())?;
+        w.push(payload, self.time.now_us(), &self.codec)?;
         if w.buf.len() >= WRITE_BUFFER {
             self.write_out(w)?;
         }
@@ -276,14 +279,19 @@ impl Shared {
         for _ in 0..2 {
             if let Some(slot) = self.cache.find(id) {
                 let seg = self.open_segment(&slot)?;
-                return Ok(seg.read(id)?.map(|(_, payload)| payload));
+                return seg
+                    .read(id)?
+                    .map(|(header, stored)| self.codec.decode(&header, stored))
+                    .transpose();
             }
             let mut w = lock(&self.writer);
             if id >= w.next_id {
                 return Ok(None);
             }
             if id >= w.seg.base_id {
-                return w.read(id).map(|(_, p)| Some(p));
+                let (header, stored) = w.read(id)?;
+                drop(w);
+                return self.codec.decode(&header, stored).map(Some);
             }
             // Below the active segment and not (or no longer) among the
             // finalized ones: either a rollover raced with this read (look

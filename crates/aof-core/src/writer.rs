@@ -18,11 +18,12 @@
 //!   record is written to it: an id in it can only be acknowledged once its
 //!   directory entry is durable.
 
+use crate::codec::{Codec, Prepared};
 use crate::fs::{FileHandle, FileHandleExt, FileSystem, OpenMode};
 use crate::layout::{file_name, path_in, segment_file_name, segment_temp_name};
 use crate::segment::{Scan, checked_record, digest_of, footer_bytes};
 use aof_record::checksum::Crc64;
-use aof_record::record::{RecordFlags, append_record_unsealed, encoded_len, seal_record};
+use aof_record::record::{RecordHeader, encoded_len, seal_record};
 use aof_record::segment::{SEGMENT_HEADER_SIZE, SegmentHeader};
 use aof_record::{AofError, AofResult, SegmentEntry, SegmentIndex};
 use bytes::Bytes;
@@ -128,7 +129,7 @@ impl Writer {
 
     /// Encodes one record at the end of the buffer (checksum deferred to
     /// [`Writer::seal_buffered`]), with timestamp `max(ts, last)`.
-    pub(crate) fn push(&mut self, payload: &[u8], ts: u64) -> AofResult<()> {
+    pub(crate) fn push(&mut self, payload: &Prepared<'_>, ts: u64, codec: &Codec) -> AofResult<()> {
         let ts = ts.max(self.last_ts);
         let offset = self.seg.data_len(self.buf.len());
         let id = self.next_id;
@@ -138,13 +139,13 @@ impl Writer {
             first: self.seg.base_id,
             next: id,
         })?;
-        append_record_unsealed(&mut self.buf, id, ts, RecordFlags::NONE, payload).map_err(|source| {
-            AofError::Corruption {
+        codec
+            .encode(&mut self.buf, id, ts, payload)
+            .map_err(|source| AofError::Corruption {
                 segment: self.seg.base_id,
                 offset,
                 source,
-            }
-        })?;
+            })?;
         // offset < segment_size <= u32::MAX, checked by the configuration.
         self.seg.offsets.push(offset as u32);
         self.next_id = next;
@@ -222,9 +223,9 @@ impl Writer {
         self.seg = seg;
     }
 
-    /// Reads record `id` of the active segment: its timestamp and payload.
-    /// The caller checks `seg.base_id <= id < next_id`.
-    pub(crate) fn read(&mut self, id: u64) -> AofResult<(u64, Bytes)> {
+    /// Reads record `id` of the active segment: its header and stored
+    /// payload. The caller checks `seg.base_id <= id < next_id`.
+    pub(crate) fn read(&mut self, id: u64) -> AofResult<(RecordHeader, Bytes)> {
         self.seal_buffered();
         let index = (id - self.seg.base_id) as usize;
         let offset = u64::from(self.seg.offsets[index]);
@@ -256,7 +257,7 @@ impl Writer {
         let rec = checked_record(region, id, self.seg.base_id, offset)?;
         // Copied out, never sliced: the active file can still shrink
         // (truncate_after), and a slice of its map must not outlive that.
-        Ok((rec.header.timestamp_us, Bytes::copy_from_slice(rec.payload)))
+        Ok((rec.header, Bytes::copy_from_slice(rec.payload)))
     }
 }
 

@@ -48,8 +48,8 @@ pub use aof_record as format;
 
 pub use aof_core::layout::{MDBX_INDEX_FILE, SQLITE_INDEX_FILE};
 pub use aof_core::{
-    Aof, AofOptions, EngineMetrics, FileSystem, PerformanceMetrics, Reader, Record, Tail, TimeSource,
-    VerifyReport,
+    Aof, AofOptions, EncryptionKey, EngineMetrics, FileSystem, KeyRing, PerformanceMetrics, Reader, Record,
+    Tail, TimeSource, VerifyReport,
 };
 pub use aof_flush::{FlushControllerMetrics, FlushKind, FlushMetricsSnapshot};
 pub use aof_record::{

@@ -82,6 +82,13 @@ impl Builder {
         self
     }
 
+    /// The keys of record encryption ([`AofOptions::keys`]): required with
+    /// `enable_encryption`, and to read encrypted records.
+    pub fn keys(mut self, keys: Arc<aof_core::KeyRing>) -> Self {
+        self.options.keys = Some(keys);
+        self
+    }
+
     /// Rebuild the index from the segment files when it is empty but files exist.
     pub fn rebuild_index(mut self, rebuild: bool) -> Self {
         self.options.rebuild_index = rebuild;
