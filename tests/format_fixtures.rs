@@ -74,3 +74,88 @@ fn encode_v1() -> Vec<u8> {
 fn write_segment_v1_fixture() {
     std::fs::write(fixture("segment-v1.seg"), encode_v1()).unwrap();
 }
+
+/// The records of `segment-payloads-v1.seg`: compressed, encrypted, both,
+/// and plain, as the engine stores them (segment base id 0, key id 7).
+fn payload_records() -> Vec<Vec<u8>> {
+    let line = b"2026-12-04T11:00:00Z INFO GET /api/v1/items status=200 user=alice took=12ms ".repeat(6);
+    vec![
+        b"plain and short".to_vec(),
+        line.clone(),
+        Vec::new(),
+        (0..3000u32).map(|i| (i % 7) as u8).collect(),
+        line,
+    ]
+}
+
+/// The key of the encrypted half of the payload fixture.
+fn fixture_keys() -> std::sync::Arc<aof::KeyRing> {
+    std::sync::Arc::new(aof::KeyRing::new(aof::EncryptionKey::new(7, [0x42; 32])))
+}
+
+fn payload_config(compress: bool, encrypt: bool) -> aof::AofConfig {
+    aof::AofConfig::builder()
+        .pre_allocate_enabled(false)
+        .enable_compression(compress)
+        .enable_encryption(encrypt)
+        .build()
+        .unwrap()
+}
+
+/// The fixture's segment, copied into a fresh log directory and opened
+/// with an empty index (rebuilt from the file) and the fixture's key.
+#[test]
+fn compressed_and_encrypted_payload_fixture_still_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixture("segment-payloads-v1.seg"),
+        tmp.path().join("00000000000000000000.seg"),
+    )
+    .unwrap();
+    let log = aof::Builder::new(tmp.path())
+        .config(payload_config(false, false))
+        .keys(fixture_keys())
+        .rebuild_index(true)
+        .open()
+        .unwrap();
+    let got: Vec<Vec<u8>> = log
+        .reader(0)
+        .unwrap()
+        .map(|r| r.unwrap().payload.to_vec())
+        .collect();
+    let want = payload_records();
+    // Records 0..5 plain+compressed, 5..10 encrypted+compressed, 10..15 encrypted only.
+    let expected: Vec<Vec<u8>> = want.iter().chain(&want).chain(&want).cloned().collect();
+    assert_eq!(got, expected);
+    // Every flag combination is in the file.
+    let bytes = std::fs::read(fixture("segment-payloads-v1.seg")).unwrap();
+    let mut at = SEGMENT_HEADER_SIZE;
+    let mut flags = std::collections::BTreeSet::new();
+    while let Ok(rec) = decode_record(&bytes[at..], 1 << 20) {
+        flags.insert(rec.header.flags.bits());
+        at += rec.encoded_len();
+    }
+    assert_eq!(flags.into_iter().collect::<Vec<_>>(), [0, 1, 2, 3]);
+}
+
+#[test]
+#[ignore = "writes the fixture; run once per new format version"]
+fn write_payload_fixture() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (compress, encrypt) in [(true, false), (true, true), (false, true)] {
+        let log = aof::Builder::new(tmp.path())
+            .config(payload_config(compress, encrypt))
+            .keys(fixture_keys())
+            .open()
+            .unwrap();
+        for p in payload_records() {
+            log.append(&p).unwrap();
+        }
+        log.close_blocking().unwrap();
+    }
+    std::fs::copy(
+        tmp.path().join("00000000000000000000.seg"),
+        fixture("segment-payloads-v1.seg"),
+    )
+    .unwrap();
+}

@@ -35,6 +35,7 @@
 pub mod compare;
 pub mod engine;
 pub mod measure;
+pub mod payloads;
 pub mod progress;
 pub mod reads;
 pub mod record;

@@ -1,7 +1,7 @@
 //! `aof-bench`: the main benchmark job, run by `cargo xtask bench`.
 //!
 //! ```text
-//! aof-bench [--quick] [--json PATH] [--only engine|open|reads|record|archive]
+//! aof-bench [--quick] [--json PATH] [--only engine|open|reads|payloads|record|archive]
 //! ```
 //!
 //! Prints a table of every workload beside its same-run baseline; with
@@ -16,7 +16,7 @@ use aof_bench::measure::Budget;
 use aof_bench::progress::Progress;
 mod archive;
 
-use aof_bench::{BenchResult, Res, engine, reads, record, table, write_results};
+use aof_bench::{BenchResult, Res, engine, payloads, reads, record, table, write_results};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
             },
             "-h" | "--help" => {
                 println!(
-                    "usage: aof-bench [--quick] [--json PATH] [--only engine|open|reads|record|archive]"
+                    "usage: aof-bench [--quick] [--json PATH] [--only engine|open|reads|payloads|record|archive]"
                 );
                 return ExitCode::SUCCESS;
             }
@@ -53,10 +53,11 @@ fn main() -> ExitCode {
     let run_engine = only.as_deref().is_none_or(|o| o == "engine");
     let run_open = only.as_deref() == Some("open");
     let run_reads = only.as_deref().is_none_or(|o| o == "reads");
+    let run_payloads = only.as_deref().is_none_or(|o| o == "payloads");
     let run_record = only.as_deref().is_none_or(|o| o == "record");
     let run_archive = only.as_deref().is_none_or(|o| o == "archive");
-    if !(run_engine || run_open || run_reads || run_record || run_archive) {
-        eprintln!("aof-bench: --only wants engine, open, reads, record or archive");
+    if !(run_engine || run_open || run_reads || run_payloads || run_record || run_archive) {
+        eprintln!("aof-bench: --only wants engine, open, reads, payloads, record or archive");
         return ExitCode::from(2);
     }
     let budget = if quick { Budget::quick() } else { Budget::full() };
@@ -71,6 +72,7 @@ fn main() -> ExitCode {
         engine: run_engine,
         open: run_open,
         reads: run_reads,
+        payloads: run_payloads,
         record: run_record,
         archive: run_archive,
         quick,
@@ -89,6 +91,7 @@ struct Jobs {
     engine: bool,
     open: bool,
     reads: bool,
+    payloads: bool,
     record: bool,
     archive: bool,
     quick: bool,
@@ -115,13 +118,16 @@ fn run(
     if jobs.reads {
         cases += reads::CASES;
     }
+    if jobs.payloads {
+        cases += payloads::CASES;
+    }
     if jobs.archive {
         cases += archive::CASES;
     }
     let progress = Progress::new("aof-bench", cases);
     let measured = measure_all(jobs, scratch, budget, engine_budget, &progress);
     progress.finish();
-    let (engine_results, read_results, mut record_results, archive_results) = measured?;
+    let (engine_results, read_results, payload_results, mut record_results, archive_results) = measured?;
     if jobs.engine || jobs.open {
         println!("Engine on embedded defaults (local files, SQLite index), 64 MiB segments, pre-allocated;");
         println!(
@@ -146,6 +152,19 @@ fn run(
         );
         println!("bytes; append (Sync) to tail wake-up latency.\n");
         print!("{}", table(&read_results));
+        println!();
+    }
+    if jobs.payloads {
+        println!(
+            "Payloads: a log storing payloads compressed (zstd 3), encrypted (XChaCha20-Poly1305) or both, beside"
+        );
+        println!(
+            "the same log storing them plain, in alternating rounds (Async appends; reads by id, every payload"
+        );
+        println!(
+            "checked); log-like records. compression_stored_fraction: stored/raw bytes on 20k log lines of 100-300 B.\n"
+        );
+        print!("{}", table(&payload_results));
         println!();
     }
     if jobs.record {
@@ -176,6 +195,7 @@ fn run(
         let all: Vec<_> = engine_results
             .into_iter()
             .chain(read_results)
+            .chain(payload_results)
             .chain(record_results)
             .chain(archive_results)
             .collect();
@@ -186,6 +206,7 @@ fn run(
 }
 
 type Tables = (
+    Vec<BenchResult>,
     Vec<BenchResult>,
     Vec<BenchResult>,
     Vec<BenchResult>,
@@ -215,6 +236,11 @@ fn measure_all(
     } else {
         Vec::new()
     };
+    let payload_results = if jobs.payloads {
+        payloads::run(scratch, budget, progress)?
+    } else {
+        Vec::new()
+    };
     let record_results = if jobs.record {
         record::run(budget, progress)?
     } else {
@@ -227,5 +253,11 @@ fn measure_all(
     } else {
         Vec::new()
     };
-    Ok((engine_results, read_results, record_results, archive_results))
+    Ok((
+        engine_results,
+        read_results,
+        payload_results,
+        record_results,
+        archive_results,
+    ))
 }

@@ -24,6 +24,7 @@ pub fn run(
     sync: bool,
     segment_size: Option<u64>,
     index: Option<IndexBackend>,
+    compress: bool,
 ) -> anyhow::Result<()> {
     let backend = match layout::inspect(dir)? {
         Found::Missing | Found::Empty => index.unwrap_or_default(),
@@ -41,6 +42,7 @@ pub fn run(
     };
     let mut builder = AofConfig::builder()
         .index_backend(backend)
+        .enable_compression(compress)
         .flush_strategy(if sync {
             FlushStrategy::Sync
         } else {

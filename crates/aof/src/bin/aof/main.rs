@@ -73,6 +73,10 @@ enum Command {
         /// Index backend, when this creates the log (an existing log keeps its own).
         #[arg(long, value_enum, value_name = "BACKEND")]
         index: Option<Backend>,
+        /// Store each line of 128 bytes or more zstd-compressed when that saves
+        /// bytes (reads give back the original bytes, with or without this).
+        #[arg(long)]
+        compress: bool,
     },
     /// Write the payload of record ID to standard output, exactly as stored.
     Read {
@@ -229,7 +233,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             sync,
             segment_size,
             index,
-        } => append::run(&dir, sync, segment_size, index.map(Into::into)),
+            compress,
+        } => append::run(&dir, sync, segment_size, index.map(Into::into), compress),
         Command::Read { dir, id } => read::read(&dir, id),
         Command::Dump { dir, from, to, json } => read::dump(&dir, from, to, json),
         Command::Tail {
