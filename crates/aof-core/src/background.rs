@@ -1,12 +1,13 @@
 //! The log's background threads: the flusher (Batched / Periodic
-//! strategies), the pre-allocator of the next segment file, and TTL
-//! retention. Each sleeps on [`Shared::wake_cv`] and stops when
+//! strategies), the syncer (the fsync rounds of async durable appends), the
+//! pre-allocator of the next segment file, and TTL retention. Each sleeps on
+//! [`Shared::wake_cv`] (the syncer on its own `sync_cv`) and stops when
 //! [`crate::shared::Wake::stop`] is set.
 
 use crate::locks::lock;
 use crate::shared::Shared;
 use crate::writer::prepare_file;
-use aof_flush::FlushDecision;
+use aof_flush::{FlushDecision, FlushKind};
 use aof_record::{AofError, AofResult, FlushStrategy};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
@@ -22,6 +23,10 @@ pub(crate) fn start(shared: &Arc<Shared>) -> AofResult<Vec<JoinHandle<()>>> {
     ) {
         let s = shared.clone();
         threads.push(spawn("aof-flusher", move || flusher_loop(&s))?);
+    }
+    {
+        let s = shared.clone();
+        threads.push(spawn("aof-syncer", move || syncer_loop(&s))?);
     }
     if shared.config.pre_allocate_enabled() {
         let s = shared.clone();
@@ -40,6 +45,7 @@ pub(crate) fn stop(shared: &Shared, threads: &mut Vec<JoinHandle<()>>) {
         let mut w = lock(&shared.wake);
         w.stop = true;
         shared.wake_cv.notify_all();
+        shared.sync_cv.notify_all();
     }
     shared.durable.wake();
     for t in threads.drain(..) {
@@ -104,6 +110,38 @@ fn flusher_loop(shared: &Shared) {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+    }
+}
+
+/// Runs a sync round whenever an async durable append asks for one: tasks
+/// wait on the durable watermark without a thread each, and one fdatasync
+/// covers every record appended before it starts (requests that arrive
+/// during a round are served by the next one).
+fn syncer_loop(shared: &Shared) {
+    let mut wake = lock(&shared.wake);
+    loop {
+        if wake.stop {
+            return;
+        }
+        if !wake.sync_requested {
+            wake = shared.sync_cv.wait(wake).unwrap_or_else(PoisonError::into_inner);
+            continue;
+        }
+        wake.sync_requested = false;
+        drop(wake);
+        let next = shared.appended_next.load(Ordering::Acquire);
+        if let Some(last) = next.checked_sub(1)
+            && shared.durable.next() <= last
+            && !shared.is_poisoned()
+            && let Err(e) = shared.sync_through(last, FlushKind::Forced, None)
+        {
+            log::error!("sync for durable appends failed: {e}");
+        }
+        if shared.is_poisoned() {
+            // Waiters see the poisoning instead of waiting forever.
+            shared.durable.wake();
+        }
+        wake = lock(&shared.wake);
     }
 }
 

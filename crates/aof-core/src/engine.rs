@@ -197,6 +197,7 @@ impl Aof {
             counters: Counters::default(),
             wake: Mutex::new(Wake::default()),
             wake_cv: Condvar::new(),
+            sync_cv: Condvar::new(),
             _lock: lock,
         });
         Counters::add(&shared.counters.torn_tails_cut, recovered.torn_tails_cut);
@@ -241,6 +242,62 @@ impl Aof {
 
     /// Appends many records in one step and returns their ids, in order.
     pub fn append_batch<P: AsRef<[u8]>>(&self, payloads: &[P]) -> AofResult<Range<u64>> {
+        self.append_records(payloads, true)
+    }
+
+    /// Appends one record and returns its id once it is durable, whatever
+    /// the flush strategy, without blocking a thread: thousands of tasks can
+    /// wait at once, and one fdatasync (run by the log's syncer thread)
+    /// covers every record appended before it starts.
+    ///
+    /// Fails with [`AofError::Poisoned`] if the sync fails, [`AofError::Closed`]
+    /// if the log closes first, and [`AofError::OutOfRange`] if
+    /// `truncate_after` removes the record before it is durable.
+    pub async fn append_durable(&self, payload: &[u8]) -> AofResult<u64> {
+        self.append_batch_durable(&[payload]).await.map(|r| r.start)
+    }
+
+    /// [`Aof::append_durable`] for many records in one step.
+    pub async fn append_batch_durable<P: AsRef<[u8]>>(&self, payloads: &[P]) -> AofResult<Range<u64>> {
+        let range = self.append_records(payloads, false)?;
+        if let Some(last) = range.end.checked_sub(1).filter(|_| !range.is_empty()) {
+            self.wait_durable(last).await?;
+        }
+        Ok(range)
+    }
+
+    /// Waits, without blocking the thread, until record `id` is durable.
+    async fn wait_durable(&self, id: u64) -> AofResult<()> {
+        let shared = &self.shared;
+        loop {
+            let notified = shared.durable.notify().notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if shared.durable.next() > id {
+                return Ok(());
+            }
+            if shared.is_poisoned() {
+                return Err(AofError::Poisoned);
+            }
+            if shared.is_closed() {
+                return Err(AofError::Closed);
+            }
+            let next = shared.appended_next.load(Ordering::Acquire);
+            if next <= id {
+                return Err(AofError::OutOfRange {
+                    id,
+                    first: shared.first_id.load(Ordering::Acquire),
+                    next,
+                });
+            }
+            shared.request_sync();
+            notified.await;
+        }
+    }
+
+    /// Appends `payloads`; with `sync`, makes them durable as the flush
+    /// strategy says (Sync: before returning).
+    fn append_records<P: AsRef<[u8]>>(&self, payloads: &[P], sync: bool) -> AofResult<Range<u64>> {
         let shared = &self.shared;
         shared.check_writable()?;
         let max = shared.config.max_record_size();
@@ -290,6 +347,7 @@ impl Aof {
         );
         let decision = shared.flush.record_append(payloads.len() as u64, bytes);
         match shared.config.flush_strategy() {
+            FlushStrategy::Sync if !sync => {}
             FlushStrategy::Sync => shared.sync_through(range.end - 1, FlushKind::Forced, None)?,
             FlushStrategy::Async => {}
             _ => {

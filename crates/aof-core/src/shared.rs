@@ -76,6 +76,8 @@ pub(crate) struct Shared {
     /// Wakes the background flusher, pre-allocator and retention task.
     pub(crate) wake: Mutex<Wake>,
     pub(crate) wake_cv: Condvar,
+    /// Wakes the syncer (async durable appends), under [`Shared::wake`].
+    pub(crate) sync_cv: Condvar,
     pub(crate) _lock: Box<dyn LockGuard>,
 }
 
@@ -91,6 +93,8 @@ impl fmt::Debug for Shared {
 #[derive(Debug, Default)]
 pub(crate) struct Wake {
     pub(crate) flush_requested: bool,
+    /// An async durable append waits for a sync round (see `background.rs`).
+    pub(crate) sync_requested: bool,
     pub(crate) prealloc_requested: bool,
     pub(crate) stop: bool,
     /// A pre-allocated, zero-filled, synced temp file ready for the next segment.
@@ -224,6 +228,15 @@ impl Shared {
             self.sync_through(last, kind, since)?;
         }
         Ok(self.durable.next().checked_sub(1))
+    }
+
+    /// Asks the syncer for a sync round covering everything appended.
+    pub(crate) fn request_sync(&self) {
+        let mut wake = lock(&self.wake);
+        if !wake.sync_requested {
+            wake.sync_requested = true;
+            self.sync_cv.notify_one();
+        }
     }
 
     /// Asks the background flusher for a flush now.
