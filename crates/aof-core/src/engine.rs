@@ -15,11 +15,12 @@
 //! `reader`, removal in `truncate`, checks in `verify`, background work in
 //! `background`, opening in `recovery`.
 
+use crate::archive_cache::Remote;
 use crate::background;
-use crate::cache::SegmentCache;
+use crate::cache::{SegmentCache, SegmentSlot};
 use crate::commit::{Durable, GroupCommit};
 use crate::fs::FileSystem;
-use crate::layout::LOCK_FILE;
+use crate::layout::{ARCHIVE_CACHE_DIR, LOCK_FILE};
 use crate::locks::lock;
 use crate::metrics::{Counters, EngineMetrics};
 use crate::options::AofOptions;
@@ -103,6 +104,9 @@ impl Aof {
     ) -> AofResult<Self> {
         let dir = dir.to_owned();
         options.config.validate()?;
+        if options.config.archive_enabled() && options.archive.is_none() {
+            return Err(AofError::ArchiveNotConfigured);
+        }
         let fs = options.fs.clone();
         if read_only {
             if !fs
@@ -116,14 +120,7 @@ impl Aof {
                 });
             }
             let recovered = recover(&dir, &options, index.as_ref(), true)?;
-            return Ok(Self::assemble(
-                dir,
-                options,
-                index,
-                recovered,
-                Box::new(NoLock),
-                true,
-            ));
+            return Self::assemble(dir, options, index, recovered, Box::new(NoLock), true);
         }
         fs.create_dir_all(&dir).map_err(|e| AofError::io(&dir, e))?;
         sync_ancestors(fs.as_ref(), &dir)?;
@@ -136,7 +133,7 @@ impl Aof {
             }
         })?;
         let recovered = recover(&dir, &options, index.as_ref(), false)?;
-        let mut aof = Self::assemble(dir, options, index, recovered, lock, false);
+        let mut aof = Self::assemble(dir, options, index, recovered, lock, false)?;
         aof.threads = background::start(&aof.shared)?;
         Ok(aof)
     }
@@ -148,11 +145,26 @@ impl Aof {
         recovered: crate::recovery::Recovered,
         lock: Box<dyn crate::fs::LockGuard>,
         read_only: bool,
-    ) -> Self {
+    ) -> AofResult<Self> {
         let fs = options.fs.clone();
         let flush = FlushController::with_clock(options.config.flush_strategy(), options.clock.clone());
         let next_id = recovered.writer.next_id;
-        let cache = SegmentCache::new(recovered.finalized, options.config.segment_cache_size());
+        let counters = Counters::default();
+        let remote = match &options.archive {
+            Some(storage) => Some(Arc::new(Remote::new(
+                storage.clone(),
+                fs.clone(),
+                (!read_only).then(|| dir.join(ARCHIVE_CACHE_DIR)),
+                options.archive_cache_bytes,
+                counters.archive.clone(),
+            )?)),
+            None => None,
+        };
+        let mut slots = recovered.finalized;
+        for e in &recovered.archived {
+            slots.push(SegmentSlot::for_archived(&dir, e)?);
+        }
+        let cache = SegmentCache::new(slots, options.config.segment_cache_size());
         let first_id = cache.first_base().unwrap_or(recovered.writer.seg.base_id);
         let shared = Arc::new(Shared {
             dir,
@@ -174,17 +186,26 @@ impl Aof {
             cache,
             readers: AtomicUsize::new(0),
             max_readers: options.max_readers,
-            counters: Counters::default(),
+            counters,
             wake: Mutex::new(Wake::default()),
             wake_cv: Condvar::new(),
+            archiving: options.config.archive_enabled() && remote.is_some() && !read_only,
+            remote,
+            archive_lock: Mutex::new(()),
+            archived_gen: Mutex::new(0),
+            archived_cv: Condvar::new(),
+            backpressure_wait: options.backpressure_wait,
+            archive_backoff: options
+                .archive_retry_backoff
+                .max(std::time::Duration::from_millis(1)),
             _lock: lock,
         });
         Counters::add(&shared.counters.torn_tails_cut, recovered.torn_tails_cut);
         Counters::add(&shared.counters.segments_created, recovered.segments_created);
-        Self {
+        Ok(Self {
             shared,
             threads: Vec::new(),
-        }
+        })
     }
 
     /// What recovery changed when the log was opened; opened read-only,
@@ -205,14 +226,31 @@ impl Aof {
     /// Under [`FlushStrategy::Sync`] it returns once the record is durable;
     /// concurrent appenders share one fsync. Under the other strategies the
     /// record is durable once [`Aof::durable_id`] reaches its id.
+    ///
+    /// With archival enabled, while more finalized segments wait for the
+    /// archiver than `archive_backpressure_segments` / `_bytes` allow, it
+    /// waits up to [`AofOptions::backpressure_wait`] and then fails with
+    /// [`AofError::Backpressure`] (nothing appended; retry later).
     pub fn append(&self, payload: &[u8]) -> AofResult<u64> {
         self.append_batch(&[payload]).map(|r| r.start)
     }
 
+    /// [`Aof::append`] that never waits for the archiver: under
+    /// backpressure it fails at once with [`AofError::WouldBlock`].
+    pub fn try_append(&self, payload: &[u8]) -> AofResult<u64> {
+        self.append_inner(&[payload], false).map(|r| r.start)
+    }
+
     /// Appends many records in one step and returns their ids, in order.
+    /// Backpressure as for [`Aof::append`].
     pub fn append_batch<P: AsRef<[u8]>>(&self, payloads: &[P]) -> AofResult<Range<u64>> {
+        self.append_inner(payloads, true)
+    }
+
+    fn append_inner<P: AsRef<[u8]>>(&self, payloads: &[P], wait: bool) -> AofResult<Range<u64>> {
         let shared = &self.shared;
         shared.check_writable()?;
+        shared.admit(wait)?;
         let max = shared.config.max_record_size();
         let mut bytes = 0u64;
         for p in payloads {
@@ -353,6 +391,23 @@ impl Aof {
     pub fn truncate_before(&self, id: u64) -> AofResult<usize> {
         self.shared.check_writable()?;
         self.shared.remove_prefix(&|slot| slot.last_id < id)
+    }
+
+    /// Archives every finalized segment now, oldest first, whatever
+    /// `archive_threshold` says (`aof archive`). `progress` gets (done,
+    /// total) after each. Returns how many were archived. Needs an archive
+    /// (else [`AofError::ArchiveNotConfigured`]); works whether or not the
+    /// configuration enables background archival.
+    pub fn archive_now(&self, progress: &mut dyn FnMut(u64, u64)) -> AofResult<usize> {
+        self.shared.check_writable()?;
+        let count = self.shared.cache.local().0 as usize;
+        crate::archiver::archive_oldest(&self.shared, count, progress)
+    }
+
+    /// Finalized segments waiting for archival (local), and their bytes.
+    #[must_use]
+    pub fn archive_pending(&self) -> (u64, u64) {
+        self.shared.cache.local()
     }
 
     /// Drops every record after `id`, so the next append gets `id + 1`

@@ -36,7 +36,10 @@
 //! commit and the durable watermark) and `cache` (pinning). The code map is
 //! `docs/architecture.md`.
 
+mod archive_cache;
+mod archiver;
 mod background;
+mod backpressure;
 mod cache;
 mod commit;
 mod engine;
@@ -60,7 +63,7 @@ pub use aof_flush::{FlushControllerMetrics, FlushMetricsSnapshot};
 pub use aof_record::{AofConfig, AofError, AofResult, FlushStrategy};
 pub use engine::Aof;
 pub use fs::{FileHandle, FileSystem, LocalFileSystem, OpenMode};
-pub use metrics::{EngineMetrics, PerformanceMetrics};
+pub use metrics::{ArchiveMetrics, EngineMetrics, LatencySummary, PerformanceMetrics};
 pub use options::{AofOptions, SystemTime, TimeSource};
 pub use reader::{Reader, Record, Tail};
 pub use recovery::{Repair, entries_from_files, rebuild_index};

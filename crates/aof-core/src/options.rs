@@ -1,11 +1,14 @@
-//! How a log is opened beyond its configuration: [`AofOptions`], and the
+//! How a log is opened beyond its configuration: [`AofOptions`] (file
+//! system, clocks, archive storage), and the
 //! wall clock of record timestamps, [`TimeSource`].
 
 use crate::fs::{FileSystem, LocalFileSystem};
 use aof_flush::{Clock, SystemClock};
 use aof_record::AofConfig;
+use aof_record::archive::ArchiveStorage;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Wall-clock time for record timestamps, in microseconds since the Unix epoch.
 ///
@@ -49,6 +52,23 @@ pub struct AofOptions {
     /// Most readers and tails open at once; one more is refused with
     /// [`aof_record::AofError::ReaderLimitExceeded`]. Default 1024.
     pub max_readers: usize,
+    /// Where finalized segments are archived when the configuration enables
+    /// archival ([`AofConfig::archive_enabled`]). Enabled without one, the
+    /// open fails with [`aof_record::AofError::ArchiveNotConfigured`];
+    /// given but not enabled, archived segments stay readable and nothing
+    /// new is archived.
+    pub archive: Option<Arc<dyn ArchiveStorage>>,
+    /// Most bytes of fetched archived data kept in the log's
+    /// `archive-cache/` directory; the least recently used segments go
+    /// first (never one a reader is positioned in). Default 256 MiB.
+    pub archive_cache_bytes: u64,
+    /// How long `append` waits for the archiver to catch up, under
+    /// backpressure, before it fails with
+    /// [`aof_record::AofError::Backpressure`]. Default 0: fail at once.
+    pub backpressure_wait: Duration,
+    /// First wait before retrying a failed archive operation; doubled on
+    /// each failure up to 64 times this. Default 200 ms.
+    pub archive_retry_backoff: Duration,
 }
 
 impl AofOptions {
@@ -62,6 +82,10 @@ impl AofOptions {
             time: Arc::new(SystemTime),
             rebuild_index: false,
             max_readers: 1024,
+            archive: None,
+            archive_cache_bytes: 256 << 20,
+            backpressure_wait: Duration::ZERO,
+            archive_retry_backoff: Duration::from_millis(200),
         }
     }
 }
