@@ -191,9 +191,12 @@ pub enum AofError {
         /// The next id of the log as found.
         found_next: u64,
     },
-    /// The configuration enables archival but no archive storage was given
-    /// to open the log with: refused rather than silently not archiving.
-    #[error("archive_enabled is set but no archive storage was given; pass one (AofOptions::archive)")]
+    /// An archive storage is needed but none was given: the configuration
+    /// enables archival (refused at open rather than silently not
+    /// archiving), or a record lies in an archived segment.
+    #[error(
+        "no archive storage was given, but archival is enabled or the record is archived; pass one (AofOptions::archive, --archive)"
+    )]
     ArchiveNotConfigured,
     /// Appends are held back: more finalized segments wait for archival than
     /// `archive_backpressure_segments` / `archive_backpressure_bytes` allow,

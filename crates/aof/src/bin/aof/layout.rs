@@ -5,6 +5,7 @@ use aof::engine::layout::LOCK_FILE;
 use aof::engine::layout::parse_segment_file_name;
 use aof::{Aof, AofConfig, AofError, FlushStrategy, IndexBackend};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The index backends the tool knows, in detection order.
 pub const BACKENDS: [IndexBackend; 2] = [IndexBackend::Sqlite, IndexBackend::Mdbx];
@@ -124,15 +125,30 @@ pub fn read_config(layout: &Layout) -> anyhow::Result<AofConfig> {
 /// SQLite. An MDBX index opens its file exclusively, so such a log is opened
 /// as a writer would (taking the lock; a log another process has open is
 /// refused with [`AofError::Locked`]).
-pub fn open_existing(dir: &Path) -> anyhow::Result<(Layout, Aof)> {
+///
+/// With `archive` (a URL, see [`archive`]), archived segments are read from it.
+pub fn open_existing(dir: &Path, archive: Option<&str>) -> anyhow::Result<(Layout, Aof)> {
     let layout = existing(dir)?;
     let config = read_config(&layout)?;
+    let storage = archive.map(self::archive).transpose()?;
     let log = match layout.backend {
-        IndexBackend::Mdbx => aof::open(dir, config),
-        _ => aof::open_read_only(dir, config),
+        IndexBackend::Mdbx => {
+            let mut b = aof::Builder::new(dir).config(config);
+            if let Some(a) = storage {
+                b = b.archive(a);
+            }
+            b.open()
+        }
+        _ => aof::open_read_only_with_archive(dir, config, storage),
     }
     .map_err(|e| open_error(dir, e))?;
     Ok((layout, log))
+}
+
+/// The archive storage `url` names: a path or `file:///path`, or
+/// `s3://bucket/prefix` with credentials from the `AWS_*` variables.
+pub fn archive(url: &str) -> anyhow::Result<Arc<dyn aof::ArchiveStorage>> {
+    Ok(aof::archive_from_url(url)?)
 }
 
 /// A failed open, said once: errors that name the directory as they are,

@@ -6,8 +6,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 /// Writes the payload of record `id` to stdout, exactly as stored.
-pub fn read(dir: &Path, id: u64) -> anyhow::Result<()> {
-    let (_, log) = layout::open_existing(dir)?;
+pub fn read(dir: &Path, archive: Option<&str>, id: u64) -> anyhow::Result<()> {
+    let (_, log) = layout::open_existing(dir, archive)?;
     let Some(payload) = log.read(id).with_context(|| format!("reading record {id}"))? else {
         let (first, next) = (log.first_id(), log.next_id());
         if next <= first {
@@ -27,8 +27,14 @@ pub fn read(dir: &Path, id: u64) -> anyhow::Result<()> {
 }
 
 /// Prints records `from..=to` in id order.
-pub fn dump(dir: &Path, from: Option<u64>, to: Option<u64>, json: bool) -> anyhow::Result<()> {
-    let (_, log) = layout::open_existing(dir)?;
+pub fn dump(
+    dir: &Path,
+    archive: Option<&str>,
+    from: Option<u64>,
+    to: Option<u64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (_, log) = layout::open_existing(dir, archive)?;
     if let (Some(f), Some(t)) = (from, to)
         && f > t
     {
@@ -40,6 +46,22 @@ pub fn dump(dir: &Path, from: Option<u64>, to: Option<u64>, json: bool) -> anyho
         if to.is_some_and(|t| record.id > t) {
             break;
         }
+        crate::output::write_record(&mut out, json, record.id, record.timestamp_us, &record.payload)?;
+    }
+    out.flush()?;
+    drop(out);
+    log.close_blocking().context("closing the log")
+}
+
+/// Prints the last `lines` durable records (as `dump` does), reading
+/// archived segments from `archive`.
+pub fn last(dir: &Path, archive: &str, lines: u64, json: bool) -> anyhow::Result<()> {
+    let (_, log) = layout::open_existing(dir, Some(archive))?;
+    let end = log.durable_id().map_or(0, |d| d + 1);
+    let from = end.saturating_sub(lines).max(log.first_id());
+    let mut out = BufWriter::new(io::stdout().lock());
+    for record in log.reader(from).context("reading the log")? {
+        let record = record.context("reading the log")?;
         crate::output::write_record(&mut out, json, record.id, record.timestamp_us, &record.payload)?;
     }
     out.flush()?;
