@@ -283,7 +283,7 @@ impl Read for HandleReader {
 /// Deletes this log's objects no index entry will use: every object under
 /// the log's prefix except those of archived entries and of finalized
 /// segments (an upload before a crash, reused or replaced when archived).
-fn sweep(shared: &Shared) -> AofResult<()> {
+pub(crate) fn sweep(shared: &Shared) -> AofResult<u64> {
     let remote = shared.remote.as_ref().ok_or(AofError::ArchiveNotConfigured)?;
     let log = shared.manifest.log_id();
     // `list` takes the prefix without its trailing `/`.
@@ -321,7 +321,7 @@ fn sweep(shared: &Shared) -> AofResult<()> {
         Ok::<_, ArchiveError>(())
     })??;
     remote.metrics.objects_deleted.fetch_add(n, Ordering::Relaxed);
-    Ok(())
+    Ok(n)
 }
 
 /// Deletes `keys` from the archive in the background, after their index

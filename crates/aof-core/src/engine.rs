@@ -404,6 +404,15 @@ impl Aof {
         crate::archiver::archive_oldest(&self.shared, count, progress)
     }
 
+    /// Deletes this log's archive objects that no segment uses (uploads
+    /// whose segment was removed, deletes that did not happen) and returns
+    /// how many went. The archiver does this by itself when it starts;
+    /// other logs' objects are never touched.
+    pub fn sweep_archive(&self) -> AofResult<u64> {
+        self.shared.check_writable()?;
+        crate::archiver::sweep(&self.shared)
+    }
+
     /// Finalized segments waiting for archival (local), and their bytes.
     #[must_use]
     pub fn archive_pending(&self) -> (u64, u64) {
