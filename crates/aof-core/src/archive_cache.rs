@@ -55,6 +55,9 @@ pub(crate) struct Remote {
     pub(crate) budget: u64,
     pub(crate) metrics: Arc<ArchiveMetrics>,
     tick: AtomicU64,
+    /// Held for one segment's whole archival: the background archiver and
+    /// `archive_now` never archive the same segment at once.
+    pub(crate) upload_lock: Mutex<()>,
 }
 
 impl fmt::Debug for Remote {
@@ -109,6 +112,7 @@ impl Remote {
             budget,
             metrics,
             tick: AtomicU64::new(0),
+            upload_lock: Mutex::new(()),
         })
     }
 

@@ -129,6 +129,7 @@ pub(crate) fn archive_oldest(
 
 /// Archives finalized segment `base_id`, in the order the module describes.
 fn archive_one(shared: &Shared, remote: &Remote, base_id: u64) -> AofResult<()> {
+    let _uploading = lock(&remote.upload_lock);
     let started = Instant::now();
     let Some(entry) = shared.index.get_entry(base_id)? else {
         return Ok(());
@@ -223,8 +224,14 @@ fn archive_one(shared: &Shared, remote: &Remote, base_id: u64) -> AofResult<()> 
         }
     };
     if !commit {
-        log::info!("segment {base_id} changed while it was archived; deleting its object {key}");
-        delete_objects(shared, vec![key]);
+        let named = shared
+            .index
+            .get_entry(base_id)?
+            .is_some_and(|e| e.archive_key.as_deref() == Some(key.as_str()));
+        if !named {
+            log::info!("segment {base_id} changed while it was archived; deleting its object {key}");
+            delete_objects(shared, vec![key]);
+        }
         return Ok(());
     }
     shared.reap_doomed();
@@ -285,6 +292,8 @@ impl Read for HandleReader {
 /// segments (an upload before a crash, reused or replaced when archived).
 pub(crate) fn sweep(shared: &Shared) -> AofResult<u64> {
     let remote = shared.remote.as_ref().ok_or(AofError::ArchiveNotConfigured)?;
+    // No upload in flight meanwhile: its object is not yet in the index.
+    let _uploading = lock(&remote.upload_lock);
     let log = shared.manifest.log_id();
     // `list` takes the prefix without its trailing `/`.
     let prefix = ArchiveKey::new(archive_prefix(log).trim_end_matches('/'))?;
