@@ -129,3 +129,42 @@ fn an_archive_threshold_without_an_archive_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scheme"));
 }
+
+#[test]
+fn tail_follow_prints_archived_records_then_new_ones() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let d = dir.to_str().unwrap();
+    let url = format!("file://{}", tmp.path().join("archive").display());
+    let input: String = (0..600).map(|i| format!("record-{i}\n")).collect();
+    ok(&run(&["append", d, "--segment-size", "4096"], input.as_bytes()));
+    ok(&run(&["archive", d, "--archive", &url], b""));
+    // The last 300 records reach back into archived segments.
+    let mut child = Command::new(BIN)
+        .args(["tail", d, "--archive", &url, "-n", "300", "-f"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let wait = std::time::Duration::from_secs(30);
+    for i in 300..600 {
+        assert!(
+            rx.recv_timeout(wait).unwrap().ends_with(&format!("record-{i}")),
+            "line {i}"
+        );
+    }
+    ok(&run(&["append", d], b"fresh\n"));
+    assert!(rx.recv_timeout(wait).unwrap().ends_with("fresh"));
+    child.kill().unwrap();
+    let _ = child.wait();
+}

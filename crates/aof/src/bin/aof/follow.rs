@@ -86,6 +86,27 @@ pub fn tail(dir: &Path, lines: u64, follow: bool, json: bool) -> anyhow::Result<
     }
 }
 
+/// Prints records from id `from` on as they are appended (`tail -f` after
+/// the records before `from` were printed some other way: read from the
+/// archive), until killed or stdout closes.
+pub fn follow_from(dir: &Path, from: u64, json: bool) -> anyhow::Result<()> {
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut follower = loop {
+        let bases = segment_files(dir)?;
+        if !bases.is_empty() {
+            break Follower::start_at(dir, &bases, from)?;
+        }
+        std::thread::sleep(POLL);
+    };
+    loop {
+        while let Some(r) = follower.next_record()? {
+            write_record(&mut out, json, r.id, r.timestamp_us, &r.payload)?;
+        }
+        out.flush()?;
+        std::thread::sleep(POLL);
+    }
+}
+
 /// Segment files in `dir`, by base id.
 fn segment_files(dir: &Path) -> anyhow::Result<Vec<u64>> {
     let mut bases = Vec::new();
@@ -125,6 +146,13 @@ impl Follower {
         let mut counter = Self::open(dir, last)?;
         while counter.next_record()?.is_some() {}
         let start = counter.next_id.saturating_sub(lines).max(first);
+        Self::start_at(dir, &bases, start).map(Some)
+    }
+
+    /// A follower positioned at id `start` (or the first local record after
+    /// it), in the local segment files `bases`.
+    fn start_at(dir: &Path, bases: &[u64], start: u64) -> anyhow::Result<Self> {
+        let first = bases.first().copied().unwrap_or(start);
         let base = bases
             .iter()
             .rev()
@@ -137,7 +165,7 @@ impl Follower {
                 break;
             }
         }
-        Ok(Some(follower))
+        Ok(follower)
     }
 
     /// A follower at the first record of segment `base`.

@@ -294,9 +294,17 @@ fn run(command: Command) -> anyhow::Result<()> {
             follow,
             json,
         } => match archive {
-            // The archive is read through the engine: the last records now.
-            Some(url) if !follow => read::last(&dir, &url, lines, json),
-            _ => follow::tail(&dir, lines, follow, json),
+            // The last records through the engine (archived ones from the
+            // archive), then, with -f, new ones from the files.
+            Some(url) => {
+                let next = read::last(&dir, &url, lines, json)?;
+                if follow {
+                    follow::follow_from(&dir, next, json)
+                } else {
+                    Ok(())
+                }
+            }
+            None => follow::tail(&dir, lines, follow, json),
         },
         Command::Verify { dir, archive } => verify::run(&dir, archive.as_deref()),
         Command::Repair {

@@ -54,17 +54,20 @@ pub fn dump(
 }
 
 /// Prints the last `lines` durable records (as `dump` does), reading
-/// archived segments from `archive`.
-pub fn last(dir: &Path, archive: &str, lines: u64, json: bool) -> anyhow::Result<()> {
+/// archived segments from `archive`; returns the id after the last printed.
+pub fn last(dir: &Path, archive: &str, lines: u64, json: bool) -> anyhow::Result<u64> {
     let (_, log) = layout::open_existing(dir, Some(archive))?;
     let end = log.durable_id().map_or(0, |d| d + 1);
     let from = end.saturating_sub(lines).max(log.first_id());
     let mut out = BufWriter::new(io::stdout().lock());
+    let mut next = from;
     for record in log.reader(from).context("reading the log")? {
         let record = record.context("reading the log")?;
         crate::output::write_record(&mut out, json, record.id, record.timestamp_us, &record.payload)?;
+        next = record.id + 1;
     }
     out.flush()?;
     drop(out);
-    log.close_blocking().context("closing the log")
+    log.close_blocking().context("closing the log")?;
+    Ok(next)
 }
