@@ -570,6 +570,33 @@ impl ArchivedSegment {
         });
     }
 
+    /// Fetches this segment's seek table, footer and first records in the
+    /// background (a sequential reader nearing the end of the segment
+    /// before it), unless something of it was fetched already.
+    pub(crate) fn prefetch_head(self: &Arc<Self>, remote: &Arc<Remote>) {
+        {
+            let st = lock(&self.state);
+            if st.table.is_some() || st.table_in_flight {
+                return;
+            }
+        }
+        let (seg, remote) = (self.clone(), remote.clone());
+        let spawned = std::thread::Builder::new()
+            .name("aof-prefetch".into())
+            .spawn(move || {
+                let first = SEGMENT_HEADER_SIZE as u64;
+                if let Err(e) = seg
+                    .footer(&remote)
+                    .and_then(|_| seg.bytes(&remote, first..first + 1))
+                {
+                    log::debug!("prefetching segment {}: {e}", seg.base_id);
+                }
+            });
+        if let Err(e) = spawned {
+            log::debug!("prefetching segment {}: {e}", self.base_id);
+        }
+    }
+
     /// Where the last record read from this segment starts (a hint for
     /// [`ArchivedSegment::prefetch_after`]).
     pub(crate) fn last_read_offset(&self) -> u64 {

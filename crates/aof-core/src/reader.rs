@@ -128,8 +128,15 @@ impl Reader {
             Some(p) => match self.inner.read_in(&p.seg, id)? {
                 Some((h, payload)) => {
                     if let (SegmentView::Archived(a), Some(remote)) = (&p.seg, &self.inner.remote) {
-                        // Reading in order: fetch the next frame ahead.
+                        // Reading in order: fetch the next frame ahead, and
+                        // near the end, the next segment's head.
                         a.prefetch_after(remote, a.last_read_offset());
+                        if id == p.slot.last_id.saturating_sub(p.slot.record_count / 8)
+                            && let Some(next) = self.inner.cache.find(p.slot.last_id + 1)
+                            && let Some(n) = &next.archived
+                        {
+                            n.prefetch_head(remote);
+                        }
                     }
                     Record {
                         id,

@@ -259,6 +259,20 @@ fn a_cold_read_fetches_few_frames_and_concurrent_readers_share_them() {
     // frame): fetched once for four readers.
     let fetched = archive.ranged_reads.load(Ordering::SeqCst) - before;
     assert_eq!(fetched, 3, "ranged reads for four concurrent cold reads");
+    // Read whole, the segment is recorded as cached locally.
+    for r in log
+        .reader(first.base_id)
+        .unwrap()
+        .take(first.record_count as usize)
+    {
+        r.unwrap();
+    }
+    let e = index.get_entry(first.base_id).unwrap().unwrap();
+    assert_eq!(e.status, SegmentStatus::ArchivedCached);
+    assert_eq!(
+        e.local_path.as_deref(),
+        Some(&*aof_core::layout::archive_cache_name(first.base_id))
+    );
 }
 
 #[test]
@@ -455,4 +469,34 @@ fn archive_now_archives_every_finalized_segment() {
     );
     assert!(text.contains("aof_archive_upload_duration_seconds_count"));
     let _ = Path::new("");
+}
+
+#[test]
+fn a_sequential_reader_fetches_the_next_archived_segment_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Arc::new(MemorySegmentIndex::new());
+    let archive = Arc::new(Flaky::default());
+    let log = Aof::open_with(dir.path(), options(config(1), archive.clone()), index.clone()).unwrap();
+    fill(&log, 0, 1000);
+    wait_until("archival", || log.archive_pending().0 <= 1);
+    let segs = archived(&index);
+    let (a, b) = (&segs[0], &segs[1]);
+    let mut reader = log.reader(a.base_id).unwrap();
+    for _ in 0..a.record_count {
+        reader.try_next().unwrap().unwrap();
+    }
+    // Near A's end the reader asked for B's head: seek table (2 ranged
+    // reads) and B's one frame.
+    let before_a = 3; // A's own seek table and frame
+    wait_until("the prefetch of the next segment", || {
+        archive.ranged_reads.load(Ordering::SeqCst) >= before_a + 3
+    });
+    let fetched = archive.ranged_reads.load(Ordering::SeqCst);
+    let r = reader.try_next().unwrap().unwrap();
+    assert_eq!((r.id, &r.payload[..]), (b.base_id, &payload(b.base_id)[..]));
+    assert_eq!(
+        archive.ranged_reads.load(Ordering::SeqCst),
+        fetched,
+        "B's first record was fetched ahead"
+    );
 }
