@@ -25,7 +25,7 @@ use crate::fs::{FileHandle, FileHandleExt, FileSystem, OpenMode};
 use crate::locks::lock;
 use crate::metrics::ArchiveMetrics;
 use crate::segment::checked_record;
-use aof_archive_format::{ArchiveFormatExt, SeekTable, SegmentArchiveError};
+use aof_archive_format::{ArchiveFormatExt, Footer, SeekTable, SegmentArchiveError, decode_frame};
 use aof_record::archive::{ArchiveKey, ArchiveStorage};
 use aof_record::checksum::Crc64;
 use aof_record::segment::{SEGMENT_FOOTER_SIZE, SEGMENT_HEADER_SIZE, SegmentFooter};
@@ -40,6 +40,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
+
+/// Bytes read from an object's end on its first use: the seek table and,
+/// for log-like data (1 MiB frames compressing 4× or more), the whole last
+/// frame, in one ranged read.
+const TAIL_READ: u64 = 256 << 10;
 
 /// The archive as the engine uses it: the storage, the runtime its async
 /// calls run on, and where fetched data is kept.
@@ -269,39 +274,87 @@ impl ArchivedSegment {
         }
         st.table_in_flight = true;
         drop(st);
-        let storage = remote.storage.clone();
-        let key = self.key.clone();
-        let fetched = remote
-            .run(async move { storage.read_seek_table(&key).await })
-            .and_then(|r| r.map_err(|e| archive_error(self.base_id, e)))
-            .and_then(|(table, meta)| {
-                if meta.size != self.compressed_size {
-                    return Err(mismatch(
-                        self.base_id,
-                        "archive object size",
-                        self.compressed_size,
-                        meta.size,
-                    ));
-                }
-                if table.decompressed_size() != self.original_size {
-                    return Err(mismatch(
-                        self.base_id,
-                        "archived segment size",
-                        self.original_size,
-                        table.decompressed_size(),
-                    ));
-                }
-                Ok(Arc::new(table))
-            });
+        let fetched = self.fetch_tail(remote);
         let mut st = lock(&self.state);
         st.table_in_flight = false;
-        if let Ok(t) = &fetched {
-            st.present = vec![false; t.frames() as usize];
-            st.in_flight = vec![false; t.frames() as usize];
-            st.table = Some(t.clone());
-        }
+        let result = match fetched {
+            Ok((table, last)) => {
+                st.present = vec![false; table.frames() as usize];
+                st.in_flight = vec![false; table.frames() as usize];
+                if let Some((i, len)) = last {
+                    st.present[i as usize] = true;
+                    st.bytes += len;
+                }
+                let table = Arc::new(table);
+                st.table = Some(table.clone());
+                Ok(table)
+            }
+            Err(e) => Err(e),
+        };
         self.cv.notify_all();
-        fetched
+        result
+    }
+
+    /// One ranged read of the object's last [`TAIL_READ`] bytes: the seek
+    /// table (checked against the index's sizes) and, when it fits, the
+    /// last frame, which holds the segment's footer and offset table; that
+    /// frame is stored in the cache file. Returns the table and the stored
+    /// frame's index and length.
+    fn fetch_tail(&self, remote: &Remote) -> AofResult<(SeekTable, Option<(u32, u64)>)> {
+        let size = self.compressed_size;
+        let from = size.saturating_sub(TAIL_READ);
+        let format = |source| {
+            archive_error(
+                self.base_id,
+                SegmentArchiveError::Format {
+                    key: self.key.clone(),
+                    source,
+                },
+            )
+        };
+        let started = Instant::now();
+        let (storage, key) = (remote.storage.clone(), self.key.clone());
+        let tail = remote
+            .run(async move { storage.read_range(&key, from..size).await })?
+            .map_err(AofError::Archive)?;
+        remote.metrics.record_fetch(started.elapsed(), size - from);
+        let footer = Footer::decode(&tail).map_err(format)?;
+        let table_len = footer.table_len() as u64;
+        if table_len > size {
+            return Err(mismatch(self.base_id, "archive object size", table_len, size));
+        }
+        let table_bytes = if table_len <= tail.len() as u64 {
+            tail.slice(tail.len() - table_len as usize..)
+        } else {
+            // A table larger than the tail read (thousands of frames).
+            let (storage, key) = (remote.storage.clone(), self.key.clone());
+            remote
+                .run(async move { storage.read_range(&key, size - table_len..size).await })?
+                .map_err(AofError::Archive)?
+        };
+        let table = SeekTable::decode(&table_bytes, Some(size)).map_err(format)?;
+        if table.decompressed_size() != self.original_size {
+            return Err(mismatch(
+                self.base_id,
+                "archived segment size",
+                self.original_size,
+                table.decompressed_size(),
+            ));
+        }
+        let Some(last) = table.frames().checked_sub(1) else {
+            return Ok((table, None));
+        };
+        let loc = table.frame(last).map_err(format)?;
+        if loc.compressed.start < from {
+            return Ok((table, None));
+        }
+        let at = (loc.compressed.start - from) as usize;
+        let end = (loc.compressed.end - from) as usize;
+        let bytes = decode_frame(tail.get(at..end).unwrap_or(&[]), &loc).map_err(format)?;
+        let file = self.file(remote)?;
+        file.write_all_at(&bytes, loc.decompressed.start)
+            .map_err(|e| AofError::io(remote.cache_path(self.base_id), e))?;
+        Ok((table, Some((last, bytes.len() as u64))))
     }
 
     /// The cache file (created on first use).
