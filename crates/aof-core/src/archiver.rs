@@ -370,12 +370,21 @@ impl Shared {
     /// as ArchivedCached, and keeps the cache within its bounds (least
     /// recently used segments first, never a pinned one), moving evicted
     /// whole segments back to ArchivedRemote.
-    pub(crate) fn after_archived_read(&self, seg: &Arc<crate::archive_cache::ArchivedSegment>) {
+    /// `fetched`: whether the read fetched anything (else the bounds cannot
+    /// have been crossed by it, and the walk over the segments is skipped).
+    pub(crate) fn after_archived_read(
+        &self,
+        seg: &Arc<crate::archive_cache::ArchivedSegment>,
+        fetched: bool,
+    ) {
         let Some(remote) = &self.remote else { return };
         match seg.became_whole() {
             Ok(true) if !self.read_only => self.set_cached(seg.base_id, true),
             Ok(_) => {}
             Err(e) => log::warn!("archived segment {}: {e}", seg.base_id),
+        }
+        if !fetched {
+            return;
         }
         let archived: Vec<_> = self
             .cache

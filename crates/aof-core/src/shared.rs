@@ -344,8 +344,9 @@ impl Shared {
             SegmentView::Local(seg) => seg.read(id),
             SegmentView::Archived(a) => {
                 let remote = self.remote.as_ref().ok_or(AofError::ArchiveNotConfigured)?;
+                let before = a.cached_bytes();
                 let record = a.read(remote, id)?;
-                self.after_archived_read(a);
+                self.after_archived_read(a, a.cached_bytes() != before);
                 Ok(record)
             }
         }

@@ -166,11 +166,17 @@ impl Shared {
                 next: w.next_id,
             });
         };
-        let source = match &slot.archived {
-            Some(_) => self.fetch_whole(&slot)?,
-            None => slot.path.clone(),
+        // Pinned while its bytes are fetched and mapped: an archived
+        // segment's cache file is never dropped under a pin.
+        slot.pins.fetch_add(1, Ordering::AcqRel);
+        let seg = match &slot.archived {
+            Some(_) => self
+                .fetch_whole(&slot)
+                .and_then(|path| FinalizedSegment::open(self.fs.as_ref(), &path, slot.base_id)),
+            None => FinalizedSegment::open(self.fs.as_ref(), &slot.path, slot.base_id),
         };
-        let seg = FinalizedSegment::open(self.fs.as_ref(), &source, slot.base_id)?;
+        slot.pins.fetch_sub(1, Ordering::AcqRel);
+        let seg = seg?;
         let keep = keep_next - slot.base_id;
         let cut = seg
             .footer()

@@ -80,6 +80,9 @@ fn options(config: AofConfig, archive: Arc<dyn ArchiveStorage>) -> AofOptions {
     let mut o = AofOptions::new(config);
     o.archive = Some(archive);
     o.archive_retry_backoff = Duration::from_millis(5);
+    // Appends outrunning the archiver wait for it (the backpressure test
+    // sets its own wait).
+    o.backpressure_wait = Duration::from_secs(30);
     o
 }
 

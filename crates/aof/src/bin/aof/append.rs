@@ -60,7 +60,11 @@ pub fn run(
         builder = builder.archive_threshold(n);
     }
     let config = builder.build()?;
-    let mut open = aof::Builder::new(dir).config(config);
+    // Appends outrunning the archiver wait for it (backpressure) rather
+    // than fail at once; an archive down for this long fails the command.
+    let mut open = aof::Builder::new(dir)
+        .config(config)
+        .backpressure_wait(std::time::Duration::from_secs(600));
     if let Some(url) = archive {
         open = open.archive(layout::archive(url)?);
     }
