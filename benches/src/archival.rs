@@ -5,7 +5,8 @@
 //!   records into 8 MiB segments with archival to s3s-fs on (threshold 2),
 //!   beside the same appends with archival off, in alternating rounds of
 //!   the same run; each round ends when its records are durable. Target:
-//!   ≥ 0.8 × archival off, and no backpressure event.
+//!   ≥ 0.8 × archival off, and no backpressure event. The same archiving
+//!   to a directory archive shows what the in-process server costs.
 //! - **cold read**: a random record of an archived segment read by id just
 //!   after the log is opened (nothing of that segment fetched yet): p50/p99
 //!   latency, bytes and ranged reads per read (target ≤ 2: the object's
@@ -119,34 +120,47 @@ pub fn run(scratch: &Path, quick: bool, step: &mut dyn FnMut(&str)) -> Vec<Bench
     let s3: Arc<dyn ArchiveStorage> = Arc::new(S3ArchiveStorage::new(s3_config).expect("s3 archive"));
     let mut results = Vec::new();
 
-    // Appends while archiving, beside archival off.
+    // Appends while archiving (to s3s-fs; to a directory archive, where no
+    // server shares the cores), beside archival off.
+    let fs_archive: Arc<dyn ArchiveStorage> =
+        Arc::new(aof_archive_fs::FilesystemArchiveStorage::new(dir.join("fs-archive")).expect("fs archive"));
+    let targets = [("s3s_fs", s3.clone()), ("fs", fs_archive)];
     let n: u64 = if quick { 48 << 10 } else { 192 << 10 };
     let rounds = if quick { 1 } else { 5 };
-    let (mut on, mut off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut events, mut archived) = (0, 0);
+    let mut off = Vec::new();
+    let mut on = vec![Vec::new(); targets.len()];
+    let mut ratios = vec![Vec::new(); targets.len()];
+    let (mut events, mut archived) = (vec![0; targets.len()], vec![0; targets.len()]);
     for _ in 0..rounds {
         let (base, _, _) = append_round(&dir.join("off"), n, None);
-        let (rate, ev, ar) = append_round(&dir.join("on"), n, Some(s3.clone()));
         off.push(base);
-        on.push(rate);
-        ratios.push(rate / base);
-        events += ev;
-        archived = archived.max(ar);
+        for (i, (_, archive)) in targets.iter().enumerate() {
+            let (rate, ev, ar) = append_round(&dir.join("on"), n, Some(archive.clone()));
+            on[i].push(rate);
+            ratios[i].push(rate / base);
+            events[i] += ev;
+            archived[i] = archived[i].max(ar);
+        }
     }
-    let mut r = row("engine_async_append_archiving_s3s_fs");
-    r.records_per_sec = median(&mut on);
-    r.bytes_per_sec = r.records_per_sec * RECORD as f64;
-    r.strategy = Some(format!("Async, {archived} segs archived, {events} backpressure"));
-    r.baseline_records_per_sec = Some(median(&mut off.clone()));
-    let ratio = median(&mut ratios);
-    r.ratio_to_baseline = Some(ratio);
-    r.target = Some(">= 0.8x archival off, no backpressure".into());
-    r.target_met = Some(ratio >= 0.8 && events == 0);
+    for (i, (name, _)) in targets.iter().enumerate() {
+        let mut r = row(&format!("engine_async_append_archiving_{name}"));
+        r.records_per_sec = median(&mut on[i]);
+        r.bytes_per_sec = r.records_per_sec * RECORD as f64;
+        r.strategy = Some(format!(
+            "Async, {} segs archived, {} backpressure",
+            archived[i], events[i]
+        ));
+        r.baseline_records_per_sec = Some(median(&mut off.clone()));
+        let ratio = median(&mut ratios[i]);
+        r.ratio_to_baseline = Some(ratio);
+        r.target = Some(">= 0.8x archival off, no backpressure".into());
+        r.target_met = Some(ratio >= 0.8 && events[i] == 0);
+        results.push(r);
+    }
     let mut b = row("baseline_async_append_archival_off");
     b.records_per_sec = median(&mut off);
     b.bytes_per_sec = b.records_per_sec * RECORD as f64;
     b.strategy = Some("Async".into());
-    results.push(r);
     results.push(b);
     step("engine appends while archiving");
 
