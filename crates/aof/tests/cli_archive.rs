@@ -108,6 +108,23 @@ fn archived_records_are_read_by_every_command() {
     assert!(tail.contains("record-1999"), "{tail}");
     let verify = ok(&run(&["verify", d, "--archive", &url], b""));
     assert!(verify.starts_with("ok: "), "{verify}");
+    // An orphan of this log in the archive: `repair --archive` deletes it.
+    let stat_id = stat["segments"][0]["archive_key"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let orphan = tmp
+        .path()
+        .join("archive")
+        .join(&stat_id)
+        .join("00000000000000999999.seg.zst");
+    std::fs::write(&orphan, b"orphan").unwrap();
+    let repaired = ok(&run(&["repair", d, "--archive", &url], b""));
+    assert!(repaired.contains("removed 1 archive objects"), "{repaired}");
+    assert!(!orphan.exists());
     // Reading wrote nothing to the log directory's cache (a read-only open).
     let cache = dir.join(aof::engine::layout::ARCHIVE_CACHE_DIR);
     assert!(!cache.exists() || std::fs::read_dir(&cache).unwrap().count() == 0);

@@ -169,8 +169,9 @@ enum Command {
     /// Completes interrupted steps (a finalization, a segment's index entry),
     /// cuts a torn tail (saving its bytes beside the segment), moves files
     /// that do not belong into lost+found/, removes temp files. With
-    /// --dry-run, only prints what it would do. Exits 0 once the log is
-    /// repaired (or had nothing to repair).
+    /// --dry-run, only prints what it would do. With --archive, also deletes
+    /// the archive objects of this log that no segment uses (never another
+    /// log's). Exits 0 once the log is repaired (or had nothing to repair).
     Repair {
         /// The log directory.
         dir: PathBuf,

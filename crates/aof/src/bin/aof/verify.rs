@@ -55,7 +55,8 @@ pub fn repair(dir: &Path, archive: Option<&str>, dry_run: bool) -> anyhow::Resul
     let (layout, log) = layout::open_existing(dir, archive)?;
     let planned: Vec<String> = log.repairs().iter().map(ToString::to_string).collect();
     drop(log);
-    if planned.is_empty() {
+    // With an archive, the writable open also sweeps this log's orphan objects.
+    if planned.is_empty() && (archive.is_none() || dry_run) {
         println!("nothing to repair");
         return Ok(());
     }
@@ -71,6 +72,10 @@ pub fn repair(dir: &Path, archive: Option<&str>, dry_run: bool) -> anyhow::Resul
     }
     let log = builder.open().map_err(|e| layout::open_error(dir, e))?;
     let done = log.repairs().len();
+    if archive.is_some() {
+        let swept = log.sweep_archive().context("removing orphan archive objects")?;
+        println!("removed {swept} archive objects no segment of this log uses");
+    }
     log.close_blocking().context("closing the log")?;
     println!("repaired: {done} changes");
     Ok(())
