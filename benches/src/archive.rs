@@ -80,7 +80,7 @@ fn zstd_alone(segment: &Path, out: &Path) -> std::io::Result<()> {
 }
 
 /// Starts s3s-fs on 127.0.0.1 over `root`; returns its endpoint.
-async fn start_s3s(root: &Path, access: &str, secret: &str) -> String {
+pub(crate) async fn start_s3s(root: &Path, access: &str, secret: &str) -> String {
     std::fs::create_dir_all(root.join("bench")).expect("s3s-fs root");
     let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs");
     let mut b = s3s::service::S3ServiceBuilder::new(fs);
@@ -91,6 +91,9 @@ async fn start_s3s(root: &Path, access: &str, secret: &str) -> String {
     tokio::spawn(async move {
         let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         while let Ok((socket, _)) = listener.accept().await {
+            // As S3 servers do: without it, small responses wait out
+            // delayed ACKs (~40 ms per request on loopback).
+            let _ = socket.set_nodelay(true);
             let conn = http
                 .serve_connection(TokioIo::new(socket), service.clone())
                 .into_owned();

@@ -14,6 +14,7 @@
 use aof_bench::engine::EngineBudget;
 use aof_bench::measure::Budget;
 use aof_bench::progress::Progress;
+mod archival;
 mod archive;
 
 use aof_bench::{BenchResult, Res, engine, payloads, reads, record, table, write_results};
@@ -122,7 +123,7 @@ fn run(
         cases += payloads::CASES;
     }
     if jobs.archive {
-        cases += archive::CASES;
+        cases += archive::CASES + archival::CASES;
     }
     let progress = Progress::new("aof-bench", cases);
     let measured = measure_all(jobs, scratch, budget, engine_budget, &progress);
@@ -188,7 +189,16 @@ fn run(
         println!(
             "segment). Reads: one frame by one ranged read (size = bytes fetched) beside fetching and decompressing"
         );
-        println!("the whole object (size = object bytes); ratio = frame reads per whole read.\n");
+        println!("the whole object (size = object bytes); ratio = frame reads per whole read.");
+        println!(
+            "Engine: Async appends of 1 KiB records into 8 MiB segments archiving to s3s-fs (threshold 2) beside"
+        );
+        println!(
+            "archival off, alternating rounds; a cold read by id of a random record of an archived 64 MiB segment"
+        );
+        println!(
+            "just after open (size = bytes fetched per read) beside fetching and decompressing the whole segment.\n"
+        );
         print!("{}", table(&archive_results));
     }
     if let Some(path) = json {
@@ -247,9 +257,13 @@ fn measure_all(
         Vec::new()
     };
     let archive_results = if jobs.archive {
-        archive::run(scratch, jobs.quick, &mut |name| {
+        let mut results = archive::run(scratch, jobs.quick, &mut |name| {
             progress.case(&format!("archive: {name}"))
-        })
+        });
+        results.extend(archival::run(scratch, jobs.quick, &mut |name| {
+            progress.case(&format!("archive: {name}"))
+        }));
+        results
     } else {
         Vec::new()
     };

@@ -1,7 +1,8 @@
 //! The log's background threads: the flusher (Batched / Periodic
 //! strategies), the syncer (the fsync rounds of async durable appends), the
-//! pre-allocator of the next segment file, and TTL retention. Each sleeps on
-//! [`Shared::wake_cv`] (the syncer on its own `sync_cv`) and stops when
+//! pre-allocator of the next segment file, TTL retention, and the archiver
+//! (its work is in [`crate::archiver`]). Each sleeps on [`Shared::wake_cv`]
+//! (the syncer on its own `sync_cv`) and stops when
 //! [`crate::shared::Wake::stop`] is set.
 
 use crate::locks::lock;
@@ -35,6 +36,10 @@ pub(crate) fn start(shared: &Arc<Shared>) -> AofResult<Vec<JoinHandle<()>>> {
     if let Some(ttl) = shared.config.ttl_seconds() {
         let s = shared.clone();
         threads.push(spawn("aof-retention", move || retention_loop(&s, ttl))?);
+    }
+    if shared.archiving {
+        let s = shared.clone();
+        threads.push(spawn("aof-archiver", move || crate::archiver::archiver_loop(&s))?);
     }
     Ok(threads)
 }

@@ -11,7 +11,13 @@
 //!   unpinned segment.
 //! * A segment removed from the log is *doomed*: it leaves the map at once,
 //!   and its file is deleted when its last pin drops ([`SegmentCache::reap`]).
+//!   An archived segment replaces its local slot the same way: the local
+//!   file goes once no reader is positioned in it.
+//! * The map also holds archived segments (slots with `archived` set), read
+//!   through [`crate::archive_cache`]; the local finalized segments in it
+//!   (those waiting for archival) are counted for backpressure.
 
+use crate::archive_cache::ArchivedSegment;
 use crate::fs::FileSystem;
 use crate::layout::{path_in, segment_file_name};
 use crate::locks::{lock, read, write};
@@ -30,9 +36,13 @@ pub(crate) struct SegmentSlot {
     pub(crate) last_id: u64,
     pub(crate) record_count: u64,
     pub(crate) path: PathBuf,
+    /// Bytes of the segment file.
+    pub(crate) size: u64,
+    /// Set for an archived segment: no local file at `path`, read from the archive.
+    pub(crate) archived: Option<Arc<ArchivedSegment>>,
     open: Mutex<Option<Arc<FinalizedSegment>>>,
     /// Readers positioned in this segment; a pinned segment is never evicted or deleted.
-    pub(crate) pins: AtomicUsize,
+    pub(crate) pins: Arc<AtomicUsize>,
     last_used: AtomicU64,
     /// Removed from the log; its file goes once no reader is positioned in it.
     pub(crate) doomed: AtomicBool,
@@ -52,23 +62,51 @@ impl SegmentSlot {
             entry.last_id,
             entry.record_count,
             path_in(dir, &name),
+            entry.original_size,
         )
     }
 
-    /// The slot of the finalized segment at `path` holding `record_count`
-    /// records from `base_id` through `last_id`.
-    pub(crate) fn new(base_id: u64, last_id: u64, record_count: u64, path: PathBuf) -> Self {
+    /// The slot of the finalized segment at `path` (`size` bytes) holding
+    /// `record_count` records from `base_id` through `last_id`.
+    pub(crate) fn new(base_id: u64, last_id: u64, record_count: u64, path: PathBuf, size: u64) -> Self {
         Self {
             base_id,
             last_id,
             record_count,
             path,
+            size,
+            archived: None,
             open: Mutex::new(None),
-            pins: AtomicUsize::new(0),
+            pins: Arc::new(AtomicUsize::new(0)),
             last_used: AtomicU64::new(0),
             doomed: AtomicBool::new(false),
             replaced: AtomicBool::new(false),
         }
+    }
+
+    /// The slot of the archived segment `entry` (`ArchivedRemote`): no local
+    /// file, read from the archive.
+    pub(crate) fn for_archived(dir: &Path, entry: &SegmentEntry) -> AofResult<Self> {
+        let pins = Arc::new(AtomicUsize::new(0));
+        let archived = ArchivedSegment::for_entry(entry, pins.clone())?;
+        Ok(Self {
+            base_id: entry.base_id,
+            last_id: entry.last_id,
+            record_count: entry.record_count,
+            path: path_in(dir, &crate::layout::archive_cache_name(entry.base_id)),
+            size: entry.original_size,
+            archived: Some(Arc::new(archived)),
+            open: Mutex::new(None),
+            pins,
+            last_used: AtomicU64::new(0),
+            doomed: AtomicBool::new(false),
+            replaced: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the segment waits for archival: finalized with a local file.
+    fn is_local(&self) -> bool {
+        self.archived.is_none()
     }
 
     /// Whether the slot holds record `id`.
@@ -93,18 +131,52 @@ pub(crate) struct SegmentCache {
     tick: AtomicU64,
     /// Removed segments whose files wait for their last reader to leave.
     doomed: Mutex<Vec<Arc<SegmentSlot>>>,
+    /// Local (not archived) segments in the map, and their bytes.
+    local: Mutex<(u64, u64)>,
 }
 
 impl SegmentCache {
     /// A cache of `slots`, keeping at most `capacity` segments open.
     pub(crate) fn new(slots: Vec<SegmentSlot>, capacity: usize) -> Self {
+        let local = slots
+            .iter()
+            .filter(|s| s.is_local())
+            .fold((0, 0), |(n, b), s| (n + 1, b + s.size));
         Self {
             segments: RwLock::new(slots.into_iter().map(|s| (s.base_id, Arc::new(s))).collect()),
             open_set: Mutex::new(Vec::new()),
             capacity,
             tick: AtomicU64::new(0),
             doomed: Mutex::new(Vec::new()),
+            local: Mutex::new(local),
         }
+    }
+
+    /// Local finalized segments (waiting for archival) and their bytes.
+    pub(crate) fn local(&self) -> (u64, u64) {
+        *lock(&self.local)
+    }
+
+    fn count(&self, slot: &SegmentSlot, added: bool) {
+        if slot.is_local() {
+            let mut l = lock(&self.local);
+            if added {
+                *l = (l.0 + 1, l.1 + slot.size);
+            } else {
+                *l = (l.0.saturating_sub(1), l.1.saturating_sub(slot.size));
+            }
+        }
+    }
+
+    /// Puts `slot` in place of the slot with its base id (an archived
+    /// segment replacing its local one); returns the slot replaced.
+    pub(crate) fn replace(&self, slot: SegmentSlot) -> Option<Arc<SegmentSlot>> {
+        self.count(&slot, true);
+        let old = write(&self.segments).insert(slot.base_id, Arc::new(slot));
+        if let Some(o) = &old {
+            self.count(o, false);
+        }
+        old
     }
 
     /// Base id of the first finalized segment.
@@ -145,7 +217,10 @@ impl SegmentCache {
 
     /// Adds a newly finalized segment.
     pub(crate) fn insert(&self, slot: SegmentSlot) {
-        write(&self.segments).insert(slot.base_id, Arc::new(slot));
+        if let Some(old) = self.replace(slot) {
+            // Never happens (a new segment's base id is new); keep the count right.
+            log::warn!("segment {} was already in the cache", old.base_id);
+        }
     }
 
     /// Takes the first segment out of the map if `pred` says so, marking it
@@ -162,6 +237,7 @@ impl SegmentCache {
         }
         let slot = slot.clone();
         segs.remove(&base);
+        self.count(&slot, false);
         slot.doomed.store(true, Ordering::Release);
         // Segments are contiguous: the next one starts right after.
         first_id.fetch_max(slot.last_id + 1, Ordering::AcqRel);
@@ -170,7 +246,11 @@ impl SegmentCache {
 
     /// Takes every segment from `base` on out of the map, in id order.
     pub(crate) fn split_off(&self, base: u64) -> Vec<Arc<SegmentSlot>> {
-        write(&self.segments).split_off(&base).into_values().collect()
+        let gone: Vec<_> = write(&self.segments).split_off(&base).into_values().collect();
+        for s in &gone {
+            self.count(s, false);
+        }
+        gone
     }
 
     /// The open (mapped) segment of `slot`. Opening one more than the
@@ -235,6 +315,11 @@ impl SegmentCache {
         for slot in &ready {
             if slot.replaced.load(Ordering::Acquire) {
                 continue; // its path now holds the rewritten segment
+            }
+            if let Some(a) = &slot.archived {
+                // An archived segment's local data is only its cache file.
+                a.drop_local();
+                continue;
             }
             if let Err(e) = fs.remove_file(&slot.path)
                 && e.kind() != std::io::ErrorKind::NotFound

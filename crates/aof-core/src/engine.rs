@@ -15,12 +15,13 @@
 //! `reader`, removal in `truncate`, checks in `verify`, background work in
 //! `background`, opening in `recovery`.
 
+use crate::archive_cache::Remote;
 use crate::background;
-use crate::cache::SegmentCache;
+use crate::cache::{SegmentCache, SegmentSlot};
 use crate::codec::{Codec, Prepared};
 use crate::commit::{Durable, GroupCommit};
 use crate::fs::FileSystem;
-use crate::layout::LOCK_FILE;
+use crate::layout::{ARCHIVE_CACHE_DIR, LOCK_FILE};
 use crate::locks::lock;
 use crate::metrics::{Counters, EngineMetrics};
 use crate::options::AofOptions;
@@ -121,6 +122,9 @@ impl Aof {
     ) -> AofResult<Self> {
         let dir = dir.to_owned();
         options.config.validate()?;
+        if options.config.archive_enabled() && options.archive.is_none() {
+            return Err(AofError::ArchiveNotConfigured);
+        }
         let codec = Codec::new(&options.config, options.keys.clone())?;
         let fs = options.fs.clone();
         if read_only {
@@ -139,21 +143,13 @@ impl Aof {
             // the writer (another process) may shrink it (truncate_after),
             // and a map read past a file's end is a SIGBUS.
             recovered.writer.seg.map = None;
-            return Ok(Self::assemble(
-                dir,
-                options,
-                index,
-                recovered,
-                Box::new(NoLock),
-                true,
-                codec,
-            ));
+            return Self::assemble(dir, options, index, recovered, Box::new(NoLock), true, codec);
         }
         fs.create_dir_all(&dir).map_err(|e| AofError::io(&dir, e))?;
         sync_ancestors(fs.as_ref(), &dir)?;
         let lock = lock_log(fs.as_ref(), &dir)?;
         let recovered = recover(&dir, &options, index.as_ref(), false)?;
-        let mut aof = Self::assemble(dir, options, index, recovered, lock, false, codec);
+        let mut aof = Self::assemble(dir, options, index, recovered, lock, false, codec)?;
         aof.threads = background::start(&aof.shared)?;
         Ok(aof)
     }
@@ -166,11 +162,26 @@ impl Aof {
         lock: Box<dyn crate::fs::LockGuard>,
         read_only: bool,
         codec: Codec,
-    ) -> Self {
+    ) -> AofResult<Self> {
         let fs = options.fs.clone();
         let flush = FlushController::with_clock(options.config.flush_strategy(), options.clock.clone());
         let next_id = recovered.writer.next_id;
-        let cache = SegmentCache::new(recovered.finalized, options.config.segment_cache_size());
+        let counters = Counters::default();
+        let remote = match &options.archive {
+            Some(storage) => Some(Arc::new(Remote::new(
+                storage.clone(),
+                fs.clone(),
+                (!read_only).then(|| dir.join(ARCHIVE_CACHE_DIR)),
+                options.archive_cache_bytes,
+                counters.archive.clone(),
+            )?)),
+            None => None,
+        };
+        let mut slots = recovered.finalized;
+        for e in &recovered.archived {
+            slots.push(SegmentSlot::for_archived(&dir, e)?);
+        }
+        let cache = SegmentCache::new(slots, options.config.segment_cache_size());
         let first_id = cache.first_base().unwrap_or(recovered.writer.seg.base_id);
         let shared = Arc::new(Shared {
             dir,
@@ -194,18 +205,27 @@ impl Aof {
             cache,
             readers: AtomicUsize::new(0),
             max_readers: options.max_readers,
-            counters: Counters::default(),
+            counters,
             wake: Mutex::new(Wake::default()),
             wake_cv: Condvar::new(),
             sync_cv: Condvar::new(),
+            archiving: options.config.archive_enabled() && remote.is_some() && !read_only,
+            remote,
+            archive_lock: Mutex::new(()),
+            archived_gen: Mutex::new(0),
+            archived_cv: Condvar::new(),
+            backpressure_wait: options.backpressure_wait,
+            archive_backoff: options
+                .archive_retry_backoff
+                .max(std::time::Duration::from_millis(1)),
             _lock: lock,
         });
         Counters::add(&shared.counters.torn_tails_cut, recovered.torn_tails_cut);
         Counters::add(&shared.counters.segments_created, recovered.segments_created);
-        Self {
+        Ok(Self {
             shared,
             threads: Vec::new(),
-        }
+        })
     }
 
     /// What recovery changed when the log was opened; opened read-only,
@@ -236,13 +256,25 @@ impl Aof {
     /// Under [`FlushStrategy::Sync`] it returns once the record is durable;
     /// concurrent appenders share one fsync. Under the other strategies the
     /// record is durable once [`Aof::durable_id`] reaches its id.
+    ///
+    /// With archival enabled, while more finalized segments wait for the
+    /// archiver than `archive_backpressure_segments` / `_bytes` allow, it
+    /// waits up to [`AofOptions::backpressure_wait`] and then fails with
+    /// [`AofError::Backpressure`] (nothing appended; retry later).
     pub fn append(&self, payload: &[u8]) -> AofResult<u64> {
         self.append_batch(&[payload]).map(|r| r.start)
     }
 
+    /// [`Aof::append`] that never waits for the archiver: under
+    /// backpressure it fails at once with [`AofError::WouldBlock`].
+    pub fn try_append(&self, payload: &[u8]) -> AofResult<u64> {
+        self.append_records(&[payload], true, false).map(|r| r.start)
+    }
+
     /// Appends many records in one step and returns their ids, in order.
+    /// Backpressure as for [`Aof::append`].
     pub fn append_batch<P: AsRef<[u8]>>(&self, payloads: &[P]) -> AofResult<Range<u64>> {
-        self.append_records(payloads, true)
+        self.append_records(payloads, true, true)
     }
 
     /// Appends one record and returns its id once it is durable, whatever
@@ -252,14 +284,16 @@ impl Aof {
     ///
     /// Fails with [`AofError::Poisoned`] if the sync fails, [`AofError::Closed`]
     /// if the log closes first, and [`AofError::OutOfRange`] if
-    /// `truncate_after` removes the record before it is durable.
+    /// `truncate_after` removes the record before it is durable. It never
+    /// blocks the thread, so under archive backpressure it fails at once
+    /// with [`AofError::WouldBlock`] (as [`Aof::try_append`]).
     pub async fn append_durable(&self, payload: &[u8]) -> AofResult<u64> {
         self.append_batch_durable(&[payload]).await.map(|r| r.start)
     }
 
     /// [`Aof::append_durable`] for many records in one step.
     pub async fn append_batch_durable<P: AsRef<[u8]>>(&self, payloads: &[P]) -> AofResult<Range<u64>> {
-        let range = self.append_records(payloads, false)?;
+        let range = self.append_records(payloads, false, false)?;
         if let Some(last) = range.end.checked_sub(1).filter(|_| !range.is_empty()) {
             self.wait_durable(last).await?;
         }
@@ -296,10 +330,17 @@ impl Aof {
     }
 
     /// Appends `payloads`; with `sync`, makes them durable as the flush
-    /// strategy says (Sync: before returning).
-    fn append_records<P: AsRef<[u8]>>(&self, payloads: &[P], sync: bool) -> AofResult<Range<u64>> {
+    /// strategy says (Sync: before returning). Under archive backpressure it
+    /// waits up to the configured time when `wait`, else fails at once.
+    fn append_records<P: AsRef<[u8]>>(
+        &self,
+        payloads: &[P],
+        sync: bool,
+        wait: bool,
+    ) -> AofResult<Range<u64>> {
         let shared = &self.shared;
         shared.check_writable()?;
+        shared.admit(wait)?;
         let max = shared.config.max_record_size();
         for p in payloads {
             let len = p.as_ref().len();
@@ -454,6 +495,32 @@ impl Aof {
     pub fn truncate_before(&self, id: u64) -> AofResult<usize> {
         self.shared.check_writable()?;
         self.shared.remove_prefix(&|slot| slot.last_id < id)
+    }
+
+    /// Archives every finalized segment now, oldest first, whatever
+    /// `archive_threshold` says (`aof archive`). `progress` gets (done,
+    /// total) after each. Returns how many were archived. Needs an archive
+    /// (else [`AofError::ArchiveNotConfigured`]); works whether or not the
+    /// configuration enables background archival.
+    pub fn archive_now(&self, progress: &mut dyn FnMut(u64, u64)) -> AofResult<usize> {
+        self.shared.check_writable()?;
+        let count = self.shared.cache.local().0 as usize;
+        crate::archiver::archive_oldest(&self.shared, count, progress)
+    }
+
+    /// Deletes this log's archive objects that no segment uses (uploads
+    /// whose segment was removed, deletes that did not happen) and returns
+    /// how many went. The archiver does this by itself when it starts;
+    /// other logs' objects are never touched.
+    pub fn sweep_archive(&self) -> AofResult<u64> {
+        self.shared.check_writable()?;
+        crate::archiver::sweep(&self.shared)
+    }
+
+    /// Finalized segments waiting for archival (local), and their bytes.
+    #[must_use]
+    pub fn archive_pending(&self) -> (u64, u64) {
+        self.shared.cache.local()
     }
 
     /// Drops every record after `id`, so the next append gets `id + 1`

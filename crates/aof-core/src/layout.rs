@@ -12,6 +12,11 @@
 //! | `MANIFEST` | the log's identity and recovery point (`MANIFEST.tmp` while it is created) |
 //! | `lost+found/` | files recovery would not use but could not prove to be garbage |
 //! | `index.sqlite` / `index.mdbx` | the segment index, when kept inside the directory (the default) |
+//! | `archive-cache/` | archived segments' fetched bytes: `<segment>` files, sparse until whole (only a cache: dropped on open) |
+//!
+//! In the archive, a segment's object is `<log id>/<segment>.zst`: the
+//! log's identity (32 hex digits) first, so logs sharing a bucket and
+//! prefix never touch each other's objects.
 //!
 //! Nothing else in the workspace spells these names; code that needs one
 //! calls this module.
@@ -39,6 +44,12 @@ pub const MDBX_INDEX_FILE: &str = "index.mdbx";
 
 /// File name extension of segment files.
 pub const SEGMENT_FILE_EXTENSION: &str = "seg";
+
+/// The directory (inside a log directory) holding fetched archived data.
+pub const ARCHIVE_CACHE_DIR: &str = "archive-cache";
+
+/// The extension of an archive object after the segment's file name.
+const ARCHIVE_SUFFIX: &str = ".zst";
 
 const TMP_SUFFIX: &str = ".tmp";
 const PREALLOC_PREFIX: &str = "prealloc-";
@@ -114,6 +125,44 @@ pub fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The archive key prefix of every object of the log `log_id` (with a
+/// trailing `/`).
+#[must_use]
+pub fn archive_prefix(log_id: aof_record::LogId) -> String {
+    format!("{log_id}/")
+}
+
+/// The archive key of segment `base_id` of the log `log_id`:
+/// `<log id>/<segment file name>.zst`.
+///
+/// ```
+/// let key = aof_core::layout::archive_key(aof_record::LogId(1), 42);
+/// assert_eq!(key, "00000000000000000000000000000001/00000000000000000042.seg.zst");
+/// ```
+#[must_use]
+pub fn archive_key(log_id: aof_record::LogId, base_id: u64) -> String {
+    format!(
+        "{}{}{ARCHIVE_SUFFIX}",
+        archive_prefix(log_id),
+        segment_file_name(base_id)
+    )
+}
+
+/// The base id named by an archive key of the log `log_id`; `None` for a key
+/// of another log or any other name.
+#[must_use]
+pub fn parse_archive_key(log_id: aof_record::LogId, key: &str) -> Option<u64> {
+    let rest = key.strip_prefix(&archive_prefix(log_id))?;
+    parse_segment_file_name(rest.strip_suffix(ARCHIVE_SUFFIX)?)
+}
+
+/// The name, relative to the log directory, of the cached copy of archived
+/// segment `base_id` (what an `ArchivedCached` index entry's `local_path` holds).
+#[must_use]
+pub fn archive_cache_name(base_id: u64) -> String {
+    format!("{ARCHIVE_CACHE_DIR}/{}", segment_file_name(base_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +205,21 @@ mod tests {
         }
         assert_eq!(torn_tail_name("a.seg", 64, 0), "a.seg.torn-64");
         assert_eq!(torn_tail_name("a.seg", 64, 2), "a.seg.torn-64.2");
+    }
+
+    #[test]
+    fn archive_keys_name_their_log_and_parse_back() {
+        let (a, b) = (aof_record::LogId(7), aof_record::LogId(8));
+        let key = archive_key(a, 42);
+        assert_eq!(parse_archive_key(a, &key), Some(42));
+        assert_eq!(parse_archive_key(b, &key), None, "another log's object");
+        for other in [
+            "",
+            "x/00000000000000000042.seg.zst",
+            &format!("{a}/00000000000000000042.seg"),
+        ] {
+            assert_eq!(parse_archive_key(a, other), None, "{other}");
+        }
+        assert_eq!(archive_cache_name(3), "archive-cache/00000000000000000003.seg");
     }
 }

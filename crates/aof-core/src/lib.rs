@@ -36,7 +36,10 @@
 //! commit and the durable watermark) and `cache` (pinning). The code map is
 //! `docs/architecture.md`.
 
+mod archive_cache;
+mod archiver;
 mod background;
+mod backpressure;
 mod cache;
 mod codec;
 mod commit;
@@ -64,7 +67,7 @@ pub use codec::{DuplicateKeyId, EncryptionKey, KeyRing};
 pub use engine::Aof;
 pub use engine::lock_log;
 pub use fs::{FileHandle, FileSystem, LocalFileSystem, LockGuard, OpenMode};
-pub use metrics::{EngineMetrics, PerformanceMetrics};
+pub use metrics::{ArchiveMetrics, EngineMetrics, LatencySummary, PerformanceMetrics};
 pub use options::{AofOptions, SystemTime, TimeSource};
 pub use reader::{Reader, Record, Tail};
 pub use recovery::{Repair, entries_for_view, entries_from_files, rebuild_index};

@@ -1,10 +1,12 @@
-//! How a log is opened beyond its configuration: [`AofOptions`], and the
+//! How a log is opened beyond its configuration: [`AofOptions`] (file
+//! system, clocks, archive storage), and the
 //! wall clock of record timestamps, [`TimeSource`].
 
 use crate::codec::KeyRing;
 use crate::fs::{FileSystem, LocalFileSystem};
 use aof_flush::{Clock, SystemClock};
 use aof_record::AofConfig;
+use aof_record::archive::ArchiveStorage;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +66,23 @@ pub struct AofOptions {
     /// enables encryption (new records use the current key), and needed to
     /// read encrypted records (each names its key). Default none.
     pub keys: Option<Arc<KeyRing>>,
+    /// Where finalized segments are archived when the configuration enables
+    /// archival ([`AofConfig::archive_enabled`]). Enabled without one, the
+    /// open fails with [`aof_record::AofError::ArchiveNotConfigured`];
+    /// given but not enabled, archived segments stay readable and nothing
+    /// new is archived.
+    pub archive: Option<Arc<dyn ArchiveStorage>>,
+    /// Most bytes of fetched archived data kept in the log's
+    /// `archive-cache/` directory; the least recently used segments go
+    /// first (never one a reader is positioned in). Default 256 MiB.
+    pub archive_cache_bytes: u64,
+    /// How long `append` waits for the archiver to catch up, under
+    /// backpressure, before it fails with
+    /// [`aof_record::AofError::Backpressure`]. Default 0: fail at once.
+    pub backpressure_wait: Duration,
+    /// First wait before retrying a failed archive operation; doubled on
+    /// each failure up to 64 times this. Default 200 ms.
+    pub archive_retry_backoff: Duration,
 }
 
 impl AofOptions {
@@ -79,6 +98,10 @@ impl AofOptions {
             max_readers: 1024,
             checkpoint_interval: Some(Duration::from_secs(1)),
             keys: None,
+            archive: None,
+            archive_cache_bytes: 256 << 20,
+            backpressure_wait: Duration::ZERO,
+            archive_retry_backoff: Duration::from_millis(200),
         }
     }
 }

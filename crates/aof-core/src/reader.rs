@@ -13,12 +13,18 @@
 //! A reader positioned in a finalized segment pins it: the segment cache
 //! never closes it and retention never deletes its file until the reader
 //! moves on or is dropped.
+//!
+//! # Archived segments
+//!
+//! A reader crosses archived segments like local ones: their records are
+//! fetched frame by frame ([`crate::archive_cache`]), and reading in order
+//! fetches the next frame ahead. A failed fetch is this reader's error; a
+//! later call retries it.
 
 use crate::cache::SegmentSlot;
 use crate::locks::lock;
 use crate::metrics::Counters;
-use crate::segment::FinalizedSegment;
-use crate::shared::Shared;
+use crate::shared::{SegmentView, Shared};
 use aof_record::{AofError, AofResult};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -41,7 +47,7 @@ pub struct Record {
 struct Pin {
     inner: Arc<Shared>,
     slot: Arc<SegmentSlot>,
-    seg: Arc<FinalizedSegment>,
+    seg: SegmentView,
 }
 
 impl Drop for Pin {
@@ -119,12 +125,25 @@ impl Reader {
             self.pin = self.pin_for(id)?;
         }
         let record = match &self.pin {
-            Some(p) => match p.seg.read(id)? {
-                Some((h, stored)) => Record {
-                    id,
-                    timestamp_us: h.timestamp_us,
-                    payload: self.decode(&h, stored)?,
-                },
+            Some(p) => match self.inner.read_in(&p.seg, id)? {
+                Some((h, stored)) => {
+                    if let (SegmentView::Archived(a), Some(remote)) = (&p.seg, &self.inner.remote) {
+                        // Reading in order: fetch the next frame ahead, and
+                        // near the end, the next segment's head.
+                        a.prefetch_after(remote, a.last_read_offset());
+                        if id == p.slot.last_id.saturating_sub(p.slot.record_count / 8)
+                            && let Some(next) = self.inner.cache.find(p.slot.last_id + 1)
+                            && let Some(n) = &next.archived
+                        {
+                            n.prefetch_head(remote);
+                        }
+                    }
+                    Record {
+                        id,
+                        timestamp_us: h.timestamp_us,
+                        payload: self.decode(&h, stored)?,
+                    }
+                }
                 None => return Err(missing(id)),
             },
             None => {
@@ -174,7 +193,7 @@ impl Reader {
                 slot: &slot,
                 armed: true,
             };
-            let seg = self.inner.open_segment(&slot)?;
+            let seg = self.inner.view(&slot)?;
             guard.armed = false;
             seg
         };

@@ -17,6 +17,8 @@
 //! | active segment (per index) that has a footer | finalize completed in the index (crash after sealing, before the index commit) |
 //! | segment file continuing the sequence, not in the index | adopted (crash before the index commit of a new segment) |
 //! | finalized segment whose file is missing | [`AofError::MissingSegment`] |
+//! | archived segment whose local file remains (a crash after the index commit) | the file deleted |
+//! | `ArchivedCached` segment, `archive-cache/` contents | the cache dropped: entry back to `ArchivedRemote`, files deleted (a cache is never trusted across a restart) |
 //! | empty index, one segment file holding no record, nothing durable yet | adopted (a crash in a new log's first open) |
 //! | empty index, other segment files present | [`AofError::UnindexedSegments`] unless `rebuild_index` is set, then rebuilt by scanning |
 //! | other files | left alone |
@@ -27,7 +29,8 @@
 use crate::cache::SegmentSlot;
 use crate::fs::{FileHandle, FileSystem, OpenMode};
 use crate::layout::{
-    LOST_FOUND_DIR, is_temp_name, parse_segment_file_name, path_in, segment_file_name, torn_tail_name,
+    ARCHIVE_CACHE_DIR, LOST_FOUND_DIR, is_temp_name, parse_segment_file_name, path_in, segment_file_name,
+    torn_tail_name,
 };
 use crate::manifest::Manifest;
 use crate::options::AofOptions;
@@ -47,6 +50,8 @@ pub(crate) struct Recovered {
     pub(crate) repairs: Vec<Repair>,
     pub(crate) writer: Writer,
     pub(crate) finalized: Vec<SegmentSlot>,
+    /// Archived segments (all `ArchivedRemote` after recovery).
+    pub(crate) archived: Vec<SegmentEntry>,
     pub(crate) torn_tails_cut: u64,
     pub(crate) segments_created: u64,
 }
@@ -106,6 +111,18 @@ pub enum Repair {
         /// Its base id.
         segment: u64,
     },
+    /// Delete the local file of a segment whose archival the index
+    /// committed (a crash before the file's removal).
+    RemoveArchivedLocalFile {
+        /// Its base id.
+        segment: u64,
+    },
+    /// Drop the local cached copy of an archived segment (`ArchivedCached`
+    /// back to `ArchivedRemote`): a cache is not trusted across a restart.
+    DropArchiveCache {
+        /// Its base id.
+        segment: u64,
+    },
 }
 
 impl Repair {
@@ -149,6 +166,15 @@ impl std::fmt::Display for Repair {
             ),
             Self::SyncActiveSegment { segment } => write!(f, "sync segment {segment}"),
             Self::CreateSegment { segment } => write!(f, "create segment {segment}"),
+            Self::RemoveArchivedLocalFile { segment } => {
+                write!(
+                    f,
+                    "delete the local file of segment {segment}: the index committed its archival"
+                )
+            }
+            Self::DropArchiveCache { segment } => {
+                write!(f, "drop the cached copy of archived segment {segment}")
+            }
         }
     }
 }
@@ -204,6 +230,9 @@ pub(crate) fn recover(
     if removed {
         fs.sync_dir(dir).map_err(|e| AofError::io(dir, e))?;
     }
+    if !read_only {
+        clear_archive_cache(fs, dir)?;
+    }
     let files: BTreeMap<u64, String> = names
         .iter()
         .filter_map(|n| parse_segment_file_name(n).map(|b| (b, n.clone())))
@@ -254,6 +283,8 @@ pub(crate) fn recover(
         }
     }
     let mut finalized: Vec<SegmentEntry> = Vec::new();
+    let mut archived: Vec<SegmentEntry> = Vec::new();
+    let mut archived_files_removed = false;
     let mut active: Option<SegmentEntry> = None;
     let mut next_id = 0u64;
     for e in entries {
@@ -269,7 +300,7 @@ pub(crate) fn recover(
         next_id = next_id.max(e.next_id());
         match e.status {
             SegmentStatus::Active => active = Some(e),
-            SegmentStatus::Finalized | SegmentStatus::ArchivedCached => {
+            SegmentStatus::Finalized => {
                 if e.record_count == 0 {
                     // The engine never seals an empty segment; its successor
                     // would share its base id and file name.
@@ -288,9 +319,30 @@ pub(crate) fn recover(
                 }
                 finalized.push(e);
             }
-            // Archived-only segments have no local file to check.
-            _ => {}
+            // Archived segments have no local file; a cached copy is only a cache.
+            _ => {
+                let mut e = e;
+                if let Some(name) = files.get(&e.base_id) {
+                    repairs.push(Repair::RemoveArchivedLocalFile { segment: e.base_id });
+                    if !read_only {
+                        let path = path_in(dir, name);
+                        log::info!("removing {}: segment {} is archived", path.display(), e.base_id);
+                        fs.remove_file(&path).map_err(|err| AofError::io(&path, err))?;
+                        archived_files_removed = true;
+                    }
+                }
+                if e.status == SegmentStatus::ArchivedCached {
+                    repairs.push(Repair::DropArchiveCache { segment: e.base_id });
+                    // Read-only, the index is a private copy.
+                    e = e.evict_local()?;
+                    index.update_entry(&e)?;
+                }
+                archived.push(e);
+            }
         }
+    }
+    if archived_files_removed {
+        fs.sync_dir(dir).map_err(|e| AofError::io(dir, e))?;
     }
     if let Some(a) = &active {
         next_id = a.base_id;
@@ -425,6 +477,7 @@ pub(crate) fn recover(
                 options.config.segment_size(),
             ),
             finalized: slots(dir, &finalized),
+            archived,
             torn_tails_cut: torn_cut,
             segments_created: 0,
         });
@@ -468,6 +521,7 @@ pub(crate) fn recover(
         manifest: opened.manifest,
         writer: Writer::new(seg, next_id, created, 0),
         finalized: slots(dir, &finalized),
+        archived,
         torn_tails_cut: torn_cut,
         segments_created: 1,
     })
@@ -488,6 +542,21 @@ fn remove_orphan(fs: &dyn FileSystem, dir: &Path, base: u64, name: &str) -> AofR
     );
     fs.remove_file(&path).map_err(|e| AofError::io(&path, e))?;
     fs.sync_dir(dir).map_err(|e| AofError::io(dir, e))
+}
+
+/// Deletes whatever `archive-cache/` holds: fetched archived data is not
+/// trusted across a restart (the index's `ArchivedCached` entries were
+/// moved back to `ArchivedRemote` above or below).
+fn clear_archive_cache(fs: &dyn FileSystem, dir: &Path) -> AofResult<()> {
+    let cache = path_in(dir, ARCHIVE_CACHE_DIR);
+    if !fs.exists(&cache).map_err(|e| AofError::io(&cache, e))? {
+        return Ok(());
+    }
+    for name in fs.list(&cache).map_err(|e| AofError::io(&cache, e))? {
+        let path = cache.join(&name);
+        fs.remove_file(&path).map_err(|e| AofError::io(&path, e))?;
+    }
+    Ok(())
 }
 
 fn local_name(e: &SegmentEntry) -> String {

@@ -129,6 +129,7 @@ impl Shared {
                 last,
                 next - seg.base_id,
                 seg.path.clone(),
+                len,
             ));
         }
         let path = path_in(&self.dir, &segment_file_name(next));

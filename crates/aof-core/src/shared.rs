@@ -5,8 +5,9 @@
 //! It sits below everything that holds an `Arc<Shared>` (readers,
 //! truncation, verification, background tasks, the [`crate::Aof`] handle),
 //! and above the parts it is made of (writer, commit, cache), so imports run
-//! one way: `engine` → `reader`/`truncate`/`verify`/`background` → `shared`
-//! → `writer`/`commit`/`cache`/`recovery` → `segment`/`layout`/`fs`.
+//! one way: `engine` → `reader`/`truncate`/`verify`/`background` →
+//! `archiver`/`backpressure` → `shared` → `writer`/`commit`/`cache`/`recovery`
+//! → `archive_cache` → `segment`/`layout`/`fs`.
 //!
 //! # Invariants
 //!
@@ -21,6 +22,7 @@
 //! Lock order: `writer` before the group-commit lock; the segment map is
 //! never held while taking another lock.
 
+use crate::archive_cache::{ArchivedSegment, Remote};
 use crate::cache::{SegmentCache, SegmentSlot};
 use crate::codec::{Codec, Prepared};
 use crate::commit::{Durable, GroupCommit};
@@ -32,7 +34,7 @@ use crate::metrics::Counters;
 use crate::options::TimeSource;
 use crate::writer::{NewFile, WRITE_BUFFER, Writer, create_active};
 use aof_flush::{FlushController, FlushKind};
-use aof_record::{AofConfig, AofError, AofResult, SegmentIndex};
+use aof_record::{AofConfig, AofError, AofResult, RecordHeader, SegmentIndex};
 use bytes::Bytes;
 use std::fmt;
 use std::path::PathBuf;
@@ -78,7 +80,28 @@ pub(crate) struct Shared {
     pub(crate) wake_cv: Condvar,
     /// Wakes the syncer (async durable appends), under [`Shared::wake`].
     pub(crate) sync_cv: Condvar,
+    /// The archive, when the log was opened with one.
+    pub(crate) remote: Option<std::sync::Arc<Remote>>,
+    /// Whether finalized segments are archived (enabled, with a remote, writable).
+    pub(crate) archiving: bool,
+    /// Held while a segment's archival is committed and while segments are
+    /// removed, so neither acts on a segment the other just changed.
+    pub(crate) archive_lock: Mutex<()>,
+    /// Counts segments archived; appends under backpressure wait on it.
+    pub(crate) archived_gen: Mutex<u64>,
+    pub(crate) archived_cv: Condvar,
+    /// How long an append waits under backpressure.
+    pub(crate) backpressure_wait: Duration,
+    /// First retry delay of a failed archive operation.
+    pub(crate) archive_backoff: Duration,
     pub(crate) _lock: Box<dyn LockGuard>,
+}
+
+/// A finalized segment to read from: a mapped local file, or an archived one.
+#[derive(Debug, Clone)]
+pub(crate) enum SegmentView {
+    Local(std::sync::Arc<crate::segment::FinalizedSegment>),
+    Archived(std::sync::Arc<ArchivedSegment>),
 }
 
 impl fmt::Debug for Shared {
@@ -100,6 +123,8 @@ pub(crate) struct Wake {
     /// A pre-allocated, zero-filled, synced temp file ready for the next segment.
     pub(crate) prepared: Option<PathBuf>,
     pub(crate) prealloc_seq: u64,
+    /// A segment was finalized: the archiver may have work.
+    pub(crate) archive_requested: bool,
 }
 
 impl Wake {
@@ -265,6 +290,10 @@ impl Shared {
         Counters::add(&self.counters.segments_finalized, 1);
         self.cache.insert(SegmentSlot::for_entry(&self.dir, &entry));
         self.durable.wake();
+        if self.archiving {
+            lock(&self.wake).archive_requested = true;
+            self.wake_cv.notify_all();
+        }
         let source = match lock(&self.wake).prepared.take() {
             Some(p) => NewFile::Prepared(p),
             None => NewFile::Create { zero_fill: false },
@@ -290,10 +319,14 @@ impl Shared {
             return Ok(None);
         }
         for _ in 0..2 {
-            if let Some(slot) = self.cache.find(id) {
-                let seg = self.open_segment(&slot)?;
-                return seg
-                    .read(id)?
+            if let Some(slot) = self.cache.find_pinned(id) {
+                let _pin = TempPin {
+                    shared: self,
+                    slot: &slot,
+                };
+                let view = self.view(&slot)?;
+                return self
+                    .read_in(&view, id)?
                     .map(|(header, stored)| self.codec.decode(&header, stored))
                     .transpose();
             }
@@ -321,8 +354,45 @@ impl Shared {
         self.cache.open(slot, self.fs.as_ref(), &self.counters)
     }
 
+    /// What to read `slot`'s records from: its mapped file, or the archive.
+    pub(crate) fn view(&self, slot: &std::sync::Arc<SegmentSlot>) -> AofResult<SegmentView> {
+        match &slot.archived {
+            Some(a) => Ok(SegmentView::Archived(a.clone())),
+            None => self.open_segment(slot).map(SegmentView::Local),
+        }
+    }
+
+    /// Record `id` from `view`; `None` if it does not hold it. A failed
+    /// read of an archived segment is the caller's error only.
+    pub(crate) fn read_in(&self, view: &SegmentView, id: u64) -> AofResult<Option<(RecordHeader, Bytes)>> {
+        match view {
+            SegmentView::Local(seg) => seg.read(id),
+            SegmentView::Archived(a) => {
+                let remote = self.remote.as_ref().ok_or(AofError::ArchiveNotConfigured)?;
+                let before = a.cached_bytes();
+                let record = a.read(remote, id)?;
+                self.after_archived_read(a, a.cached_bytes() != before);
+                Ok(record)
+            }
+        }
+    }
+
     /// Deletes the files of removed segments no reader is positioned in.
     pub(crate) fn reap_doomed(&self) {
         self.cache.reap(self.fs.as_ref(), &self.dir);
+    }
+}
+
+/// A pin held for the length of one read by id.
+struct TempPin<'a> {
+    shared: &'a Shared,
+    slot: &'a std::sync::Arc<SegmentSlot>,
+}
+
+impl Drop for TempPin<'_> {
+    fn drop(&mut self) {
+        if self.slot.unpin() {
+            self.shared.reap_doomed();
+        }
     }
 }

@@ -21,6 +21,12 @@
 //!
 //! A crash between steps leaves a shorter log whose recovery completes
 //! or adopts what it finds; it never leaves a hole.
+//!
+//! Archived segments are removed the same way; their archive objects are
+//! deleted after the index commit. A crash (or an archive outage) before
+//! the delete leaves an object no entry names, which the archiver's sweep
+//! on the next open deletes. `truncate_after` into an archived segment
+//! first fetches it whole.
 
 use crate::cache::SegmentSlot;
 use crate::fs::{FileHandleExt, OpenMode};
@@ -38,14 +44,24 @@ impl Shared {
     /// says so. Returns how many were removed.
     pub(crate) fn remove_prefix(&self, doomed: &dyn Fn(&SegmentSlot) -> bool) -> AofResult<usize> {
         let mut removed = 0;
-        while let Some(slot) = self.cache.pop_first_if(doomed, &self.first_id) {
-            self.index.remove_entry(slot.base_id)?;
-            self.index.sync()?;
-            self.cache.doom(slot);
-            removed += 1;
-        }
+        let mut objects = Vec::new();
+        let result = (|| {
+            let _g = lock(&self.archive_lock);
+            while let Some(slot) = self.cache.pop_first_if(doomed, &self.first_id) {
+                self.index.remove_entry(slot.base_id)?;
+                self.index.sync()?;
+                if let Some(a) = &slot.archived {
+                    objects.push(a.key.clone());
+                }
+                self.cache.doom(slot);
+                removed += 1;
+            }
+            Ok(())
+        })();
+        // Committed removals' objects go even if a later removal failed.
+        crate::archiver::delete_objects(self, objects);
         self.reap_doomed();
-        Ok(removed)
+        result.map(|()| removed)
     }
 
     /// Removes finalized segments whose newest record is older than `ttl_seconds`.
@@ -70,6 +86,7 @@ impl Shared {
         self.check_writable()?;
         let first = self.first_id.load(Ordering::Acquire);
         let mut w = lock(&self.writer);
+        let _archive = lock(&self.archive_lock);
         if id.checked_add(1).is_none_or(|n| n >= w.next_id) {
             return Ok(());
         }
@@ -149,7 +166,17 @@ impl Shared {
                 next: w.next_id,
             });
         };
-        let seg = FinalizedSegment::open(self.fs.as_ref(), &slot.path, slot.base_id)?;
+        // Pinned while its bytes are fetched and mapped: an archived
+        // segment's cache file is never dropped under a pin.
+        slot.pins.fetch_add(1, Ordering::AcqRel);
+        let seg = match &slot.archived {
+            Some(_) => self
+                .fetch_whole(&slot)
+                .and_then(|path| FinalizedSegment::open(self.fs.as_ref(), &path, slot.base_id)),
+            None => FinalizedSegment::open(self.fs.as_ref(), &slot.path, slot.base_id),
+        };
+        slot.pins.fetch_sub(1, Ordering::AcqRel);
+        let seg = seg?;
         let keep = keep_next - slot.base_id;
         let cut = seg
             .footer()
@@ -180,6 +207,10 @@ impl Shared {
             .map_err(|e| AofError::io(&tmp, e))?;
         // 2. Every later segment, newest first: the active one, then finalized ones.
         let later = self.cache.split_off(slot.base_id);
+        let objects: Vec<_> = later
+            .iter()
+            .filter_map(|s| s.archived.as_ref().map(|a| a.key.clone()))
+            .collect();
         self.index.remove_entry(w.seg.base_id)?;
         self.index.sync()?;
         self.fs
@@ -219,6 +250,7 @@ impl Shared {
         entry.set_tail(last, cut)?;
         self.index.add_entry(&entry)?;
         self.index.sync()?;
+        crate::archiver::delete_objects(self, objects);
         let offsets: Vec<u32> = (0..keep)
             .map(|i| seg.footer().offset_of(seg.bytes(), i).unwrap_or(0) as u32)
             .collect();

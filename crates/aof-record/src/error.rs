@@ -214,6 +214,45 @@ pub enum AofError {
         /// The next id of the log as found.
         found_next: u64,
     },
+    /// An archive storage is needed but none was given: the configuration
+    /// enables archival (refused at open rather than silently not
+    /// archiving), or a record lies in an archived segment.
+    #[error(
+        "no archive storage was given, but archival is enabled or the record is archived; pass one (AofOptions::archive, --archive)"
+    )]
+    ArchiveNotConfigured,
+    /// Appends are held back: more finalized segments wait for archival than
+    /// `archive_backpressure_segments` / `archive_backpressure_bytes` allow,
+    /// and the archiver did not catch up within the configured wait. Retry
+    /// later; appends resume by themselves once it catches up.
+    #[error(
+        "backpressure: {pending_segments} segments ({pending_bytes} bytes) wait for archival; retry later"
+    )]
+    Backpressure {
+        /// Finalized segments not yet archived.
+        pending_segments: u64,
+        /// Their bytes.
+        pending_bytes: u64,
+    },
+    /// A non-blocking append would have to wait for the archiver (see
+    /// [`AofError::Backpressure`]); nothing was appended.
+    #[error("append would block: {pending_segments} segments ({pending_bytes} bytes) wait for archival")]
+    WouldBlock {
+        /// Finalized segments not yet archived.
+        pending_segments: u64,
+        /// Their bytes.
+        pending_bytes: u64,
+    },
+    /// An archived segment's object could not be read or is not what the
+    /// index says (a damaged frame, a seek table that does not match).
+    #[error("archived segment {segment}: {source}")]
+    ArchivedSegment {
+        /// The segment.
+        segment: u64,
+        /// What failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// The index and the segment files belong to different logs.
     #[error("the index belongs to log {index}, the directory to log {log}; check index_path")]
     LogIdentityMismatch {

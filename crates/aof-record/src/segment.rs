@@ -212,15 +212,14 @@ impl SegmentFooter {
         out
     }
 
-    /// Finds and validates the footer at the end of `file` (a whole segment
-    /// file), checking that the lengths it claims add up to the file's length.
-    /// The table checksum is checked too; the data checksum is not (that
-    /// costs a pass over the data; see [`SegmentFooter::verify_data`]).
-    pub fn decode(file: &[u8]) -> Result<Self, FooterError> {
-        let len = file.len();
-        let Some(raw) = len.checked_sub(SEGMENT_FOOTER_SIZE).and_then(|at| file.get(at..)) else {
+    /// Decodes the 64 footer bytes alone (magic, checksum, version), without
+    /// the file they end: for a reader that holds only part of a segment
+    /// (an archived one, fetched frame by frame). The caller checks the
+    /// lengths against the file's size, as [`SegmentFooter::decode`] does.
+    pub fn decode_fields(raw: &[u8]) -> Result<Self, FooterError> {
+        if raw.len() != SEGMENT_FOOTER_SIZE {
             return Err(FooterError::Missing);
-        };
+        }
         if raw[0..8] != SEGMENT_FOOTER_MAGIC {
             return Err(FooterError::Missing);
         }
@@ -247,6 +246,19 @@ impl SegmentFooter {
             data_crc: u64_at(40),
             table_crc: u64_at(48),
         };
+        Ok(footer)
+    }
+
+    /// Finds and validates the footer at the end of `file` (a whole segment
+    /// file), checking that the lengths it claims add up to the file's length.
+    /// The table checksum is checked too; the data checksum is not (that
+    /// costs a pass over the data; see [`SegmentFooter::verify_data`]).
+    pub fn decode(file: &[u8]) -> Result<Self, FooterError> {
+        let len = file.len();
+        let Some(raw) = len.checked_sub(SEGMENT_FOOTER_SIZE).and_then(|at| file.get(at..)) else {
+            return Err(FooterError::Missing);
+        };
+        let footer = Self::decode_fields(raw)?;
         let claimed = footer
             .record_count
             .checked_mul(4)

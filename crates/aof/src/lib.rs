@@ -12,6 +12,8 @@
 //! | [`engine`] | `aof-core` | the engine: file system seam, on-disk names, recovery, crash-test tools |
 //! | `index_sqlite` | `aof-index-sqlite` | the SQLite index (feature `sqlite`, on by default) |
 //! | `index_mdbx` | `aof-index-mdbx` | the libmdbx index (feature `mdbx`) |
+//! | `archive_fs` | `aof-archive-fs` | archive storage in a directory (feature `archive-fs`) |
+//! | `archive_s3` | `aof-archive-s3` | archive storage on S3-compatible object storage (feature `archive-s3`) |
 //!
 //! # Example
 //!
@@ -36,8 +38,13 @@
 //! [`Record`], the metrics ([`EngineMetrics`], [`FlushControllerMetrics`] and
 //! their snapshots) and the errors.
 
+mod archive_url;
 mod open;
 
+#[cfg(feature = "archive-fs")]
+pub use aof_archive_fs as archive_fs;
+#[cfg(feature = "archive-s3")]
+pub use aof_archive_s3 as archive_s3;
 pub use aof_core as engine;
 pub use aof_flush as flush;
 #[cfg(feature = "mdbx")]
@@ -48,12 +55,17 @@ pub use aof_record as format;
 
 pub use aof_core::layout::{MDBX_INDEX_FILE, SQLITE_INDEX_FILE};
 pub use aof_core::{
-    Aof, AofOptions, EncryptionKey, EngineMetrics, FileSystem, KeyRing, PerformanceMetrics, Reader, Record,
-    Tail, TimeSource, VerifyReport,
+    Aof, AofOptions, ArchiveMetrics, EncryptionKey, EngineMetrics, FileSystem, KeyRing, PerformanceMetrics,
+    Reader, Record, Tail, TimeSource, VerifyReport,
 };
 pub use aof_flush::{FlushControllerMetrics, FlushKind, FlushMetricsSnapshot};
+pub use aof_record::archive::{ArchiveStorage, MemoryArchive};
 pub use aof_record::{
     AofConfig, AofConfigBuilder, AofError, AofResult, ConfigError, FlushStrategy, IndexBackend, IndexError,
     SegmentEntry, SegmentIndex, SegmentStatus,
 };
-pub use open::{Builder, detect_index_backend, index_path, open, open_index, open_read_only, open_with};
+pub use archive_url::{ArchiveUrlError, archive_from_url};
+pub use open::{
+    Builder, detect_index_backend, index_path, open, open_index, open_read_only, open_read_only_with_archive,
+    open_with, open_with_fs_and_config,
+};

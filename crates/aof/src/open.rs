@@ -3,9 +3,11 @@
 
 use aof_core::layout::{MDBX_INDEX_FILE, SQLITE_INDEX_FILE};
 use aof_core::{Aof, AofOptions, FileSystem, LocalFileSystem, TimeSource};
+use aof_record::archive::ArchiveStorage;
 use aof_record::{AofConfig, AofError, AofResult, IndexBackend, SegmentIndex};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Opens (creating if needed) the log in `dir` on local files, with the
 /// index backend `config` names at `config.index_path()` (default: inside
@@ -17,6 +19,23 @@ pub fn open(dir: impl AsRef<Path>, config: AofConfig) -> AofResult<Aof> {
 /// [`open`] with engine options (file system, clocks, index rebuild, reader limit).
 pub fn open_with(dir: impl AsRef<Path>, options: AofOptions) -> AofResult<Aof> {
     Builder::new(dir).options(options).open()
+}
+
+/// Opens (creating if needed) the log in `dir` through the file system
+/// `fs`, archiving to `archive_storage` (when `config` enables archival, or
+/// just reading what was archived before), with the index backend `config`
+/// names. The design's `open_with_fs_and_config`, with the directory first.
+pub fn open_with_fs_and_config(
+    dir: impl AsRef<Path>,
+    fs: Arc<dyn FileSystem>,
+    archive_storage: Option<Arc<dyn ArchiveStorage>>,
+    config: AofConfig,
+) -> AofResult<Aof> {
+    let mut b = Builder::new(dir).config(config).file_system(fs);
+    if let Some(a) = archive_storage {
+        b = b.archive(a);
+    }
+    b.open()
 }
 
 /// How to open a log: the directory, its configuration, and (all optional)
@@ -95,6 +114,27 @@ impl Builder {
         self
     }
 
+    /// The archive finalized segments move to when the configuration
+    /// enables archival (`archive_enabled`), and archived records are read
+    /// from. Archival enabled without one is refused at open.
+    pub fn archive(mut self, storage: Arc<dyn ArchiveStorage>) -> Self {
+        self.options.archive = Some(storage);
+        self
+    }
+
+    /// Most bytes of fetched archived data kept in the log's cache directory (default 256 MiB).
+    pub fn archive_cache_bytes(mut self, bytes: u64) -> Self {
+        self.options.archive_cache_bytes = bytes;
+        self
+    }
+
+    /// How long an append waits for the archiver under backpressure before
+    /// failing with [`AofError::Backpressure`] (default 0).
+    pub fn backpressure_wait(mut self, wait: Duration) -> Self {
+        self.options.backpressure_wait = wait;
+        self
+    }
+
     /// Use `index` instead of opening the configured backend's index.
     pub fn index(mut self, index: Arc<dyn SegmentIndex>) -> Self {
         self.index = Some(index);
@@ -105,6 +145,10 @@ impl Builder {
     pub fn open(self) -> AofResult<Aof> {
         let dir = self.dir;
         self.options.config.validate()?;
+        if self.options.config.archive_enabled() && self.options.archive.is_none() {
+            // Before anything is created.
+            return Err(AofError::ArchiveNotConfigured);
+        }
         let index = match self.index {
             Some(index) => index,
             None => {
@@ -130,6 +174,16 @@ impl Builder {
 /// and even a read-only MDBX open writes its lock file: the entries are
 /// rebuilt from the segment files instead, which reads every segment.
 pub fn open_read_only(dir: impl AsRef<Path>, config: AofConfig) -> AofResult<Aof> {
+    open_read_only_with_archive(dir, config, None)
+}
+
+/// [`open_read_only`], reading archived segments from `archive` (fetched
+/// data goes to a private temporary directory: the log's stays untouched).
+pub fn open_read_only_with_archive(
+    dir: impl AsRef<Path>,
+    config: AofConfig,
+    archive: Option<Arc<dyn ArchiveStorage>>,
+) -> AofResult<Aof> {
     let dir = dir.as_ref();
     config.validate()?;
     if !dir.is_dir() {
@@ -157,6 +211,7 @@ pub fn open_read_only(dir: impl AsRef<Path>, config: AofConfig) -> AofResult<Aof
     index.add_entries(&entries)?;
     let mut options = AofOptions::new(config);
     options.rebuild_index = true;
+    options.archive = archive;
     Aof::open_read_only(dir, options, Arc::new(index))
 }
 

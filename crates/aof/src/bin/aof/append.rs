@@ -25,6 +25,8 @@ pub fn run(
     segment_size: Option<u64>,
     index: Option<IndexBackend>,
     compress: bool,
+    archive: Option<&str>,
+    archive_threshold: Option<u64>,
 ) -> anyhow::Result<()> {
     let backend = match layout::inspect(dir)? {
         Found::Missing | Found::Empty => index.unwrap_or_default(),
@@ -51,8 +53,24 @@ pub fn run(
     if let Some(size) = segment_size {
         builder = builder.segment_size(size);
     }
+    // Archival as the log grows: with an archive, or a threshold (which
+    // without an archive is refused at open, never ignored).
+    if archive.is_some() || archive_threshold.is_some() {
+        builder = builder.archive_enabled(true);
+    }
+    if let Some(n) = archive_threshold {
+        builder = builder.archive_threshold(n);
+    }
     let config = builder.build()?;
-    let log = aof::open(dir, config).map_err(|e| layout::open_error(dir, e))?;
+    // Appends outrunning the archiver wait for it (backpressure) rather
+    // than fail at once; an archive down for this long fails the command.
+    let mut open = aof::Builder::new(dir)
+        .config(config)
+        .backpressure_wait(std::time::Duration::from_secs(600));
+    if let Some(url) = archive {
+        open = open.archive(layout::archive(url)?);
+    }
+    let log = open.open().map_err(|e| layout::open_error(dir, e))?;
     let stdin = io::stdin();
     let stdout = io::stdout();
     let result = append_lines(
@@ -162,4 +180,31 @@ fn flush_batch(log: &Aof, batch: &mut Vec<Vec<u8>>, out: &mut impl Write) -> any
         writeln!(out, "{id}").context("writing to standard output")?;
     }
     out.flush().context("writing to standard output")
+}
+
+/// `aof archive`: archives every finalized segment of the log in `dir` to
+/// `archive` now, showing progress.
+pub fn archive(dir: &Path, archive: &str) -> anyhow::Result<()> {
+    let layout = layout::existing(dir)?;
+    let config = layout::read_config(&layout)?;
+    let log = aof::Builder::new(dir)
+        .config(config)
+        .archive(layout::archive(archive)?)
+        .open()
+        .map_err(|e| layout::open_error(dir, e))?;
+    let bar = crate::index::progress_bar();
+    bar.set_message("segments archived");
+    let done = log.archive_now(&mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    let done = done.context("archiving")?;
+    let m = log.performance_metrics().archive();
+    println!(
+        "archived {done} segments ({} uploaded, ratio {:.3})",
+        crate::output::human_size(m.bytes_uploaded()),
+        m.compression_ratio()
+    );
+    log.close_blocking().context("closing the log")
 }

@@ -4,6 +4,7 @@ use anyhow::bail;
 use aof::engine::layout::parse_segment_file_name;
 use aof::{Aof, AofConfig, AofError, FlushStrategy, IndexBackend};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The index backends the tool knows, in detection order.
 pub const BACKENDS: [IndexBackend; 2] = [IndexBackend::Sqlite, IndexBackend::Mdbx];
@@ -119,12 +120,21 @@ pub fn read_config(layout: &Layout) -> anyhow::Result<AofConfig> {
 }
 
 /// Opens the existing log in `dir` to read it, read-only: no lock, not a
-/// byte written, beside a writer in another process.
-pub fn open_existing(dir: &Path) -> anyhow::Result<(Layout, Aof)> {
+/// byte written, beside a writer in another process (on either index
+/// backend). With `archive` (a URL, see [`archive`]), archived segments are
+/// read from it.
+pub fn open_existing(dir: &Path, archive: Option<&str>) -> anyhow::Result<(Layout, Aof)> {
     let layout = existing(dir)?;
     let config = read_config(&layout)?;
-    let log = aof::open_read_only(dir, config).map_err(|e| open_error(dir, e))?;
+    let storage = archive.map(self::archive).transpose()?;
+    let log = aof::open_read_only_with_archive(dir, config, storage).map_err(|e| open_error(dir, e))?;
     Ok((layout, log))
+}
+
+/// The archive storage `url` names: a path or `file:///path`, or
+/// `s3://bucket/prefix` with credentials from the `AWS_*` variables.
+pub fn archive(url: &str) -> anyhow::Result<Arc<dyn aof::ArchiveStorage>> {
+    Ok(aof::archive_from_url(url)?)
 }
 
 /// A failed open, said once: errors that name the directory as they are,

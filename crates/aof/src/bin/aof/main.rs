@@ -1,7 +1,8 @@
 //! `aof`: the command-line tool of the aof log.
 //!
 //! ```text
-//! aof append DIR [--sync]                  one record per stdin line; prints each id
+//! aof append DIR [--sync] [--archive-threshold N]  one record per stdin line; prints each id
+//! aof archive DIR --archive URL            archive every finalized segment now
 //! aof read DIR ID                          the payload of record ID, raw, to stdout
 //! aof dump DIR [--from ID] [--to ID] [--json]
 //! aof tail DIR [-n N] [-f] [--json]        the last N records; -f keeps following
@@ -17,6 +18,11 @@
 //!
 //! Which index a log uses is read from its directory: `index.mdbx` means
 //! MDBX, otherwise SQLite (`index.sqlite`, the embedded default).
+//!
+//! Every command that opens a log takes `--archive URL`, the archive its
+//! archived segments are in (read transparently): a path or `file:///path`
+//! (a directory archive), or `s3://bucket/prefix` with the endpoint,
+//! credentials and region from the standard `AWS_*` environment variables.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
@@ -64,6 +70,9 @@ enum Command {
     Append {
         /// The log directory.
         dir: PathBuf,
+        /// The log's archive: a path, file:///path, or s3://bucket/prefix (endpoint and credentials from AWS_* variables).
+        #[arg(long, value_name = "URL")]
+        archive: Option<String>,
         /// Print each id only once its record is durable (fsync per batch of lines).
         #[arg(long)]
         sync: bool,
@@ -77,11 +86,27 @@ enum Command {
         /// bytes (reads give back the original bytes, with or without this).
         #[arg(long)]
         compress: bool,
+        /// Archive finalized segments as the log grows, keeping this many
+        /// locally (needs --archive; with --archive alone, 4).
+        #[arg(long, value_name = "N")]
+        archive_threshold: Option<u64>,
+    },
+    /// Archive every finalized segment now (compress, upload, verify, commit,
+    /// remove the local file), with progress; the active segment stays.
+    Archive {
+        /// The log directory.
+        dir: PathBuf,
+        /// The archive: a path, file:///path, or s3://bucket/prefix (endpoint and credentials from AWS_* variables).
+        #[arg(long, value_name = "URL")]
+        archive: String,
     },
     /// Write the payload of record ID to standard output, exactly as stored.
     Read {
         /// The log directory.
         dir: PathBuf,
+        /// The log's archive: a path, file:///path, or s3://bucket/prefix (endpoint and credentials from AWS_* variables).
+        #[arg(long, value_name = "URL")]
+        archive: Option<String>,
         /// The record id.
         id: u64,
     },
@@ -96,6 +121,9 @@ enum Command {
     Dump {
         /// The log directory.
         dir: PathBuf,
+        /// The log's archive: a path, file:///path, or s3://bucket/prefix (endpoint and credentials from AWS_* variables).
+        #[arg(long, value_name = "URL")]
+        archive: Option<String>,
         /// First id to print (default: the first kept).
         #[arg(long, value_name = "ID")]
         from: Option<u64>,
@@ -115,6 +143,9 @@ enum Command {
     Tail {
         /// The log directory.
         dir: PathBuf,
+        /// The log's archive: a path, file:///path, or s3://bucket/prefix (endpoint and credentials from AWS_* variables).
+        #[arg(long, value_name = "URL")]
+        archive: Option<String>,
         /// How many of the last records to print first.
         #[arg(short = 'n', long, value_name = "N", default_value_t = 10)]
         lines: u64,
@@ -134,17 +165,24 @@ enum Command {
     Verify {
         /// The log directory.
         dir: PathBuf,
+        /// The log's archive: a path, file:///path, or s3://bucket/prefix (endpoint and credentials from AWS_* variables).
+        #[arg(long, value_name = "URL")]
+        archive: Option<String>,
     },
     /// Do what opening the log after a crash does, printing each change first.
     ///
     /// Completes interrupted steps (a finalization, a segment's index entry),
     /// cuts a torn tail (saving its bytes beside the segment), moves files
     /// that do not belong into lost+found/, removes temp files. With
-    /// --dry-run, only prints what it would do. Exits 0 once the log is
-    /// repaired (or had nothing to repair).
+    /// --dry-run, only prints what it would do. With --archive, also deletes
+    /// the archive objects of this log that no segment uses (never another
+    /// log's). Exits 0 once the log is repaired (or had nothing to repair).
     Repair {
         /// The log directory.
         dir: PathBuf,
+        /// The log's archive: a path, file:///path, or s3://bucket/prefix (endpoint and credentials from AWS_* variables).
+        #[arg(long, value_name = "URL")]
+        archive: Option<String>,
         /// Print the changes without making them.
         #[arg(long)]
         dry_run: bool,
@@ -153,6 +191,9 @@ enum Command {
     Stat {
         /// The log directory.
         dir: PathBuf,
+        /// The log's archive: a path, file:///path, or s3://bucket/prefix (endpoint and credentials from AWS_* variables).
+        #[arg(long, value_name = "URL")]
+        archive: Option<String>,
         /// One JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -230,22 +271,44 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Append {
             dir,
+            archive,
             sync,
             segment_size,
             index,
             compress,
-        } => append::run(&dir, sync, segment_size, index.map(Into::into), compress),
-        Command::Read { dir, id } => read::read(&dir, id),
-        Command::Dump { dir, from, to, json } => read::dump(&dir, from, to, json),
+            archive_threshold,
+        } => append::run(
+            &dir,
+            sync,
+            segment_size,
+            index.map(Into::into),
+            compress,
+            archive.as_deref(),
+            archive_threshold,
+        ),
+        Command::Archive { dir, archive } => append::archive(&dir, &archive),
+        Command::Read { dir, archive, id } => read::read(&dir, archive.as_deref(), id),
+        Command::Dump {
+            dir,
+            archive,
+            from,
+            to,
+            json,
+        } => read::dump(&dir, archive.as_deref(), from, to, json),
         Command::Tail {
             dir,
+            archive,
             lines,
             follow,
             json,
-        } => tail::tail(&dir, lines, follow, json),
-        Command::Verify { dir } => verify::run(&dir),
-        Command::Repair { dir, dry_run } => verify::repair(&dir, dry_run),
-        Command::Stat { dir, json } => stat::run(&dir, json),
+        } => tail::tail(&dir, archive.as_deref(), lines, follow, json),
+        Command::Verify { dir, archive } => verify::run(&dir, archive.as_deref()),
+        Command::Repair {
+            dir,
+            archive,
+            dry_run,
+        } => verify::repair(&dir, archive.as_deref(), dry_run),
+        Command::Stat { dir, archive, json } => stat::run(&dir, archive.as_deref(), json),
         Command::Index { command } => match command {
             IndexCommand::Migrate { dir, to } => index::migrate(&dir, to.into()),
             IndexCommand::Backup { dir, dest } => index::backup(&dir, &dest),

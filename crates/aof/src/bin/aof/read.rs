@@ -6,8 +6,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 /// Writes the payload of record `id` to stdout, exactly as stored.
-pub fn read(dir: &Path, id: u64) -> anyhow::Result<()> {
-    let (_, log) = layout::open_existing(dir)?;
+pub fn read(dir: &Path, archive: Option<&str>, id: u64) -> anyhow::Result<()> {
+    let (_, log) = layout::open_existing(dir, archive)?;
     let Some(payload) = log.read(id).with_context(|| format!("reading record {id}"))? else {
         let (first, next) = (log.first_id(), log.next_id());
         if next <= first {
@@ -27,8 +27,14 @@ pub fn read(dir: &Path, id: u64) -> anyhow::Result<()> {
 }
 
 /// Prints records `from..=to` in id order.
-pub fn dump(dir: &Path, from: Option<u64>, to: Option<u64>, json: bool) -> anyhow::Result<()> {
-    let (_, log) = layout::open_existing(dir)?;
+pub fn dump(
+    dir: &Path,
+    archive: Option<&str>,
+    from: Option<u64>,
+    to: Option<u64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (_, log) = layout::open_existing(dir, archive)?;
     if let (Some(f), Some(t)) = (from, to)
         && f > t
     {

@@ -19,11 +19,16 @@ struct Row {
     /// Bytes of the local file (`None`: no local file).
     file_size: Option<u64>,
     file: Option<String>,
+    /// Bytes of the archive object, once archived.
+    compressed_size: Option<u64>,
+    /// Object bytes over segment bytes.
+    ratio: Option<f64>,
+    archive_key: Option<String>,
 }
 
 /// Prints what the log in `dir` holds.
-pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
-    let (layout, log) = layout::open_existing(dir)?;
+pub fn run(dir: &Path, archive: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let (layout, log) = layout::open_existing(dir, archive)?;
     let next_id = log.next_id();
     let durable_id = log.durable_id();
     let first_id = log.first_id();
@@ -50,6 +55,9 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
                 status: e.status,
                 file_size,
                 file: e.local_path.clone(),
+                compressed_size: e.compressed_size,
+                ratio: e.compression_ratio(),
+                archive_key: e.archive_key.clone(),
             }
         })
         .collect();
@@ -68,6 +76,7 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
         })
         .sum();
     let segment_bytes: u64 = rows.iter().filter_map(|r| r.file_size).sum();
+    let archived_bytes: u64 = rows.iter().filter_map(|r| r.compressed_size).sum();
     let perf = log.performance_metrics().snapshot();
     let flush = log.flush_metrics().snapshot();
 
@@ -83,6 +92,9 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
                     "status": r.status.as_str(),
                     "file": r.file,
                     "file_size": r.file_size,
+                    "compressed_size": r.compressed_size,
+                    "compression_ratio": r.ratio,
+                    "archive_key": r.archive_key,
                 })
             })
             .collect();
@@ -105,6 +117,7 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
                 "engine": perf,
                 "flush": flush,
             },
+            "archived_bytes": archived_bytes,
         });
         serde_json::to_writer_pretty(&mut out, &value)?;
         writeln!(out)?;
@@ -128,27 +141,30 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
         )?;
         writeln!(
             out,
-            "segments  {} ({}), {}",
+            "segments  {} ({}), {} local, {} archived",
             rows.len(),
             statuses.join(", "),
-            human_size(segment_bytes)
+            human_size(segment_bytes),
+            human_size(archived_bytes)
         )?;
         writeln!(out)?;
         writeln!(
             out,
-            "{:>20}  {:>20}  {:>10}  {:<14}  {:>10}  file",
-            "base_id", "last_id", "records", "status", "size"
+            "{:>20}  {:>20}  {:>10}  {:<14}  {:>10}  {:>10}  {:>6}  file",
+            "base_id", "last_id", "records", "status", "size", "archived", "ratio"
         )?;
         for r in &rows {
             writeln!(
                 out,
-                "{:>20}  {:>20}  {:>10}  {:<14}  {:>10}  {}",
+                "{:>20}  {:>20}  {:>10}  {:<14}  {:>10}  {:>10}  {:>6}  {}",
                 r.base_id,
                 opt(r.last_id),
                 r.records,
                 r.status.as_str(),
                 r.file_size.map_or_else(|| "-".to_owned(), human_size),
-                r.file.as_deref().unwrap_or("-")
+                r.compressed_size.map_or_else(|| "-".to_owned(), human_size),
+                r.ratio.map_or_else(|| "-".to_owned(), |x| format!("{x:.3}")),
+                r.file.as_deref().or(r.archive_key.as_deref()).unwrap_or("-")
             )?;
         }
         writeln!(out)?;

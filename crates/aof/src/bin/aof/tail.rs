@@ -28,11 +28,12 @@ const WAIT: Duration = Duration::from_millis(500);
 /// How often a follower looks for a log that has no files yet.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Prints the last `lines` records of the log in `dir`; with `follow`, then
-/// waits for new ones and prints them as they come, until killed or stdout closes.
-pub fn tail(dir: &Path, lines: u64, follow: bool, json: bool) -> anyhow::Result<()> {
+/// Prints the last `lines` records of the log in `dir` (archived ones read
+/// from `archive`); with `follow`, then waits for new ones and prints them
+/// as they come, until killed or stdout closes.
+pub fn tail(dir: &Path, archive: Option<&str>, lines: u64, follow: bool, json: bool) -> anyhow::Result<()> {
     let mut out = BufWriter::new(io::stdout().lock());
-    let mut log = open(dir, follow)?;
+    let mut log = open(dir, archive, follow)?;
     let mut next = log.next_id().saturating_sub(lines).max(log.first_id());
     if !follow {
         for record in log.reader(next).context("reading the log")? {
@@ -49,7 +50,7 @@ pub fn tail(dir: &Path, lines: u64, follow: bool, json: bool) -> anyhow::Result<
             Err(e) => return Err(anyhow::Error::new(e).context("following the log")),
             Ok(()) => unreachable!("following ends only with an error"),
         }
-        log = open(dir, true)?;
+        log = open(dir, archive, true)?;
         let resume = printed.still_there(&log, next).context("reading the log")?;
         if resume < next {
             eprintln!(
@@ -142,9 +143,9 @@ fn follow_view(
 
 /// The read-only view of the log in `dir`; with `wait`, waits for a log
 /// directory that holds no log files yet.
-fn open(dir: &Path, wait: bool) -> anyhow::Result<Aof> {
+fn open(dir: &Path, archive: Option<&str>, wait: bool) -> anyhow::Result<Aof> {
     loop {
-        match layout::open_existing(dir) {
+        match layout::open_existing(dir, archive) {
             Ok((_, log)) => return Ok(log),
             Err(e)
                 if wait

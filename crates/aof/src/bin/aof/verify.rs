@@ -10,8 +10,8 @@ use std::path::Path;
 
 /// Verifies the log in `dir` without changing it; fails naming the first
 /// problem found, or the damage a writable open would repair.
-pub fn run(dir: &Path) -> anyhow::Result<()> {
-    let (_, log) = layout::open_existing(dir)?;
+pub fn run(dir: &Path, archive: Option<&str>) -> anyhow::Result<()> {
+    let (_, log) = layout::open_existing(dir, archive)?;
     let bar = progress_bar();
     bar.set_message("segments verified");
     let report = log.verify(&mut |done, total| {
@@ -47,15 +47,16 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
 
 /// `aof repair`: prints what recovery will change, then (unless `dry_run`)
 /// opens the log as a writer, which makes those changes.
-pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<()> {
+pub fn repair(dir: &Path, archive: Option<&str>, dry_run: bool) -> anyhow::Result<()> {
     if !dry_run {
         // Refuse a log another process has open before printing a plan.
         drop(layout::lock(dir)?);
     }
-    let (layout, log) = layout::open_existing(dir)?;
+    let (layout, log) = layout::open_existing(dir, archive)?;
     let planned: Vec<String> = log.repairs().iter().map(ToString::to_string).collect();
     drop(log);
-    if planned.is_empty() {
+    // With an archive, the writable open also sweeps this log's orphan objects.
+    if planned.is_empty() && (archive.is_none() || dry_run) {
         println!("nothing to repair");
         return Ok(());
     }
@@ -65,8 +66,16 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<()> {
     if dry_run {
         return Ok(());
     }
-    let log = aof::open(dir, layout::read_config(&layout)?).map_err(|e| layout::open_error(dir, e))?;
+    let mut builder = aof::Builder::new(dir).config(layout::read_config(&layout)?);
+    if let Some(url) = archive {
+        builder = builder.archive(layout::archive(url)?);
+    }
+    let log = builder.open().map_err(|e| layout::open_error(dir, e))?;
     let done = log.repairs().len();
+    if archive.is_some() {
+        let swept = log.sweep_archive().context("removing orphan archive objects")?;
+        println!("removed {swept} archive objects no segment of this log uses");
+    }
     log.close_blocking().context("closing the log")?;
     println!("repaired: {done} changes");
     Ok(())
