@@ -50,6 +50,7 @@ mod reader;
 pub mod recovery;
 pub mod segment;
 mod shared;
+mod snapshot_view;
 #[cfg(feature = "fault-injection")]
 pub mod testing;
 mod truncate;
@@ -65,4 +66,5 @@ pub use options::{AofOptions, SystemTime, TimeSource};
 pub use reader::{Reader, Record, Tail};
 pub use recovery::{Repair, entries_from_files, rebuild_index};
 pub use segment::FinalizedSegment;
+pub use snapshot_view::{SegmentBytes, SnapshotSegment, SnapshotView};
 pub use verify::VerifyReport;
