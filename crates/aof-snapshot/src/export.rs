@@ -270,7 +270,11 @@ impl Iterator for Exporter {
     type Item = SnapshotResult<SnapshotChunk>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.step().transpose()
+        match self.step() {
+            // A truncation under the export explains whatever the reads met.
+            Err(_) if !self.view.is_intact() => Some(Err(SnapshotError::Invalidated)),
+            other => other.transpose(),
+        }
     }
 }
 
