@@ -12,6 +12,7 @@
 //! | [`engine`] | `aof-core` | the engine: file system seam, on-disk names, recovery, crash-test tools |
 //! | `index_sqlite` | `aof-index-sqlite` | the SQLite index (feature `sqlite`, on by default) |
 //! | `index_mdbx` | `aof-index-mdbx` | the libmdbx index (feature `mdbx`) |
+//! | `snapshot` | `aof-snapshot` | consistent snapshots as checksummed chunks, and their import (feature `snapshot`, on by default) |
 //!
 //! # Example
 //!
@@ -45,6 +46,8 @@ pub use aof_index_mdbx as index_mdbx;
 #[cfg(feature = "sqlite")]
 pub use aof_index_sqlite as index_sqlite;
 pub use aof_record as format;
+#[cfg(feature = "snapshot")]
+pub use aof_snapshot as snapshot;
 
 pub use aof_core::layout::{MDBX_INDEX_FILE, SQLITE_INDEX_FILE};
 pub use aof_core::{
