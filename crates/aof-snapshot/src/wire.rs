@@ -244,3 +244,70 @@ impl<W: Write> FrameWriter<W> {
         Ok(self.inner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::FileChunk;
+    use bytes::Bytes;
+
+    /// The bytes `docs/snapshot.md` describes, spelled out: a decoder
+    /// written from the document reads these.
+    #[test]
+    fn frames_are_the_documented_bytes() {
+        let chunk = SnapshotChunk {
+            sequence: 300,
+            metadata: None,
+            file_chunk: Some(FileChunk {
+                file_name: "MANIFEST".to_owned(),
+                offset: 2,
+                data: Bytes::from_static(b"xyz"),
+                is_last_chunk: true,
+                sha256: Some([9; 32]),
+            }),
+            is_final: false,
+            checksum: None,
+        };
+        let mut frame = Vec::new();
+        encode_frame(&chunk, &mut frame).unwrap();
+        let mut payload = vec![251, 0x2c, 0x01]; // sequence 300: marker 251, u16 LE
+        payload.push(0); // metadata: None
+        payload.push(1); // file_chunk: Some
+        payload.push(8);
+        payload.extend_from_slice(b"MANIFEST");
+        payload.push(2); // offset
+        payload.push(3);
+        payload.extend_from_slice(b"xyz");
+        payload.push(1); // is_last_chunk
+        payload.push(1); // sha256: Some
+        payload.extend_from_slice(&[9; 32]);
+        payload.push(0); // is_final
+        payload.push(0); // checksum: None
+        assert_eq!(&frame[0..4], b"AOFS");
+        assert_eq!(&frame[4..8], &[1, 0, 0, 0]);
+        assert_eq!(&frame[8..12], &(payload.len() as u32).to_le_bytes());
+        assert_eq!(&frame[20..], &payload[..]);
+        let mut crc_input = frame[..12].to_vec();
+        crc_input.extend_from_slice(&payload);
+        assert_eq!(
+            &frame[12..20],
+            &aof_record::checksum::crc64_nvme(&crc_input).to_le_bytes()
+        );
+        assert_eq!(FrameReader::new(&frame[..]).next_chunk().unwrap(), Some(chunk));
+    }
+
+    #[test]
+    fn a_length_above_the_limit_is_refused_before_reading() {
+        let mut head = Vec::from(*b"AOFS");
+        head.extend_from_slice(&[1, 0, 0, 0]);
+        head.extend_from_slice(&(MAX_FRAME_LEN as u32 + 1).to_le_bytes());
+        head.extend_from_slice(&[0; 8]);
+        let err = FrameReader::new(&head[..]).next_chunk().unwrap_err();
+        assert!(matches!(err, SnapshotError::FrameTooLarge { .. }), "{err:?}");
+        let err = FrameReader::with_limit(&head[..], 10).next_chunk().unwrap_err();
+        assert!(
+            matches!(err, SnapshotError::FrameTooLarge { max: 10, .. }),
+            "{err:?}"
+        );
+    }
+}
