@@ -162,9 +162,17 @@ impl<R: Read> FrameReader<R> {
                 max: self.max_len as u64,
             });
         }
+        // Grown as bytes arrive, not by the stated length: a short stream
+        // claiming a large frame costs what it sent.
         self.buf.clear();
-        self.buf.resize(len, 0);
-        if read_full(&mut self.inner, &mut self.buf)? < len {
+        loop {
+            match (&mut self.inner).take(len as u64).read_to_end(&mut self.buf) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => return Err(SnapshotError::Stream { source }),
+            }
+        }
+        if self.buf.len() < len {
             return Err(SnapshotError::Truncated { offset: start });
         }
         self.offset += len as u64;

@@ -1,8 +1,20 @@
 //! Property tests of the frame decoder and the importer on arbitrary and
 //! mutated bytes: never a panic, never an allocation beyond the limits,
 //! and never an installed log unless the stream is intact.
+//!
+//! The `snapshot_stream` fuzz target's checks (`fuzz/src/snapshot.rs`,
+//! included here) run on random inputs and mutations of its seeds, so they
+//! run on stable in every test run; `cargo xtask fuzz snapshot_stream` runs
+//! them under libFuzzer.
 
 mod common;
+
+#[allow(
+    dead_code,
+    reason = "shared with the fuzz crate; not every helper is used here"
+)]
+#[path = "../../../fuzz/src/snapshot.rs"]
+mod fuzz_snapshot;
 
 use aof_snapshot::wire::FrameReader;
 use aof_snapshot::{ImportOptions, SnapshotError};
@@ -99,6 +111,51 @@ proptest! {
             prop_assert!(import(&bytes).is_err());
         }
     }
+}
+
+/// The fuzz target's seeds, made once.
+fn fuzz_seeds() -> &'static [Vec<u8>] {
+    static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    SEEDS.get_or_init(fuzz_snapshot::seeds)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_fuzz_harness_holds_on_random_inputs(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        fuzz_snapshot::snapshot_stream(&bytes);
+    }
+
+    #[test]
+    fn the_fuzz_harness_holds_on_mutated_seeds(
+        seed in 0usize..3,
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+    ) {
+        let mut bytes = fuzz_seeds()[seed].clone();
+        for (at, b) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = b;
+        }
+        fuzz_snapshot::snapshot_stream(&bytes);
+    }
+}
+
+#[test]
+fn the_fuzz_seeds_import() {
+    for seed in fuzz_seeds() {
+        fuzz_snapshot::snapshot_stream(seed);
+    }
+    // And they are complete logs, not refusals: mode 1 reframes the payloads.
+    let stream = fuzz_snapshot::valid_stream(12, 1024);
+    assert_eq!(
+        fuzz_snapshot::frames_of(&fuzz_snapshot::payloads_of(&stream)),
+        stream
+    );
+    let fs = aof_core::testing::FaultyFileSystem::new();
+    let options = ImportOptions::new().file_system(std::sync::Arc::new(fs));
+    let imported = aof_snapshot::import_from(&stream[..], "/s/log", &options, &mut |_, _| {}).unwrap();
+    assert_eq!(imported.metadata.last_id, Some(11));
 }
 
 #[test]
