@@ -1,7 +1,7 @@
 //! `aof-bench`: the main benchmark job, run by `cargo xtask bench`.
 //!
 //! ```text
-//! aof-bench [--quick] [--json PATH] [--only engine|open|reads|record|archive]
+//! aof-bench [--quick] [--json PATH] [--only engine|open|reads|record|archive|snapshot]
 //! ```
 //!
 //! Prints a table of every workload beside its same-run baseline; with
@@ -15,6 +15,7 @@ use aof_bench::engine::EngineBudget;
 use aof_bench::measure::Budget;
 use aof_bench::progress::Progress;
 mod archive;
+mod snapshot;
 
 use aof_bench::{BenchResult, Res, engine, reads, record, table, write_results};
 use std::path::{Path, PathBuf};
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
             },
             "-h" | "--help" => {
                 println!(
-                    "usage: aof-bench [--quick] [--json PATH] [--only engine|open|reads|record|archive]"
+                    "usage: aof-bench [--quick] [--json PATH] [--only engine|open|reads|record|archive|snapshot]"
                 );
                 return ExitCode::SUCCESS;
             }
@@ -55,8 +56,9 @@ fn main() -> ExitCode {
     let run_reads = only.as_deref().is_none_or(|o| o == "reads");
     let run_record = only.as_deref().is_none_or(|o| o == "record");
     let run_archive = only.as_deref().is_none_or(|o| o == "archive");
-    if !(run_engine || run_open || run_reads || run_record || run_archive) {
-        eprintln!("aof-bench: --only wants engine, open, reads, record or archive");
+    let run_snapshot = only.as_deref().is_none_or(|o| o == "snapshot");
+    if !(run_engine || run_open || run_reads || run_record || run_archive || run_snapshot) {
+        eprintln!("aof-bench: --only wants engine, open, reads, record, archive or snapshot");
         return ExitCode::from(2);
     }
     let budget = if quick { Budget::quick() } else { Budget::full() };
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         reads: run_reads,
         record: run_record,
         archive: run_archive,
+        snapshot: run_snapshot,
         quick,
     };
     match run(&jobs, &scratch, budget, engine_budget, json.as_deref()) {
@@ -91,6 +94,7 @@ struct Jobs {
     reads: bool,
     record: bool,
     archive: bool,
+    snapshot: bool,
     quick: bool,
 }
 
@@ -118,10 +122,13 @@ fn run(
     if jobs.archive {
         cases += archive::CASES;
     }
+    if jobs.snapshot {
+        cases += snapshot::CASES;
+    }
     let progress = Progress::new("aof-bench", cases);
     let measured = measure_all(jobs, scratch, budget, engine_budget, &progress);
     progress.finish();
-    let (engine_results, read_results, mut record_results, archive_results) = measured?;
+    let (engine_results, read_results, mut record_results, archive_results, snapshot_results) = measured?;
     if jobs.engine || jobs.open {
         println!("Engine on embedded defaults (local files, SQLite index), 64 MiB segments, pre-allocated;");
         println!(
@@ -172,12 +179,28 @@ fn run(
         println!("the whole object (size = object bytes); ratio = frame reads per whole read.\n");
         print!("{}", table(&archive_results));
     }
+    if jobs.snapshot {
+        println!(
+            "\nSnapshot: export of a log of 4 KiB records in 32 MiB segments (read in place, SHA-256, framed into"
+        );
+        println!(
+            "a sink) beside a raw sequential read of its segment files and SHA-256 alone on as many bytes; import of"
+        );
+        println!(
+            "the stream from memory (fsync per file, staged log verified, rename) beside a raw write + fsync of"
+        );
+        println!(
+            "the same bytes and SHA-256 alone. MB/s of file bytes; ratio against the slower baseline.\n"
+        );
+        print!("{}", table(&snapshot_results));
+    }
     if let Some(path) = json {
         let all: Vec<_> = engine_results
             .into_iter()
             .chain(read_results)
             .chain(record_results)
             .chain(archive_results)
+            .chain(snapshot_results)
             .collect();
         write_results(path, &all).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!("aof-bench: wrote {}", path.display());
@@ -186,6 +209,7 @@ fn run(
 }
 
 type Tables = (
+    Vec<BenchResult>,
     Vec<BenchResult>,
     Vec<BenchResult>,
     Vec<BenchResult>,
@@ -227,5 +251,18 @@ fn measure_all(
     } else {
         Vec::new()
     };
-    Ok((engine_results, read_results, record_results, archive_results))
+    let snapshot_results = if jobs.snapshot {
+        snapshot::run(scratch, jobs.quick, &mut |name| {
+            progress.case(&format!("snapshot: {name}"))
+        })
+    } else {
+        Vec::new()
+    };
+    Ok((
+        engine_results,
+        read_results,
+        record_results,
+        archive_results,
+        snapshot_results,
+    ))
 }

@@ -2,9 +2,12 @@
 //! that binds the metadata to every file's digest.
 
 use crate::chunk::SnapshotMetadata;
-use crate::error::SnapshotResult;
+use crate::error::{SnapshotError, SnapshotResult};
+use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 use std::fmt;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 /// Domain separation of the overall checksum.
 const CHECKSUM_DOMAIN: &[u8] = b"aof-snapshot checksum v1\0";
@@ -22,17 +25,85 @@ impl fmt::Display for Digest {
     }
 }
 
-/// The incremental SHA-256 of one file.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct FileHasher(Sha256);
+/// What the hashing thread is asked.
+enum Msg {
+    Data(Bytes),
+    Finish(mpsc::SyncSender<[u8; 32]>),
+}
+
+/// Chunks queued for the hashing thread: memory stays a few chunks.
+const QUEUED: usize = 4;
+
+/// The SHA-256 of one file after another, computed on a helper thread
+/// while the caller reads, frames or writes the next chunk: an export or
+/// import then runs at the pace of the slower of hashing and I/O rather than
+/// their sum. Chunks are `Bytes`, handed over without a copy.
+#[derive(Debug)]
+pub(crate) struct FileHasher {
+    tx: Option<mpsc::SyncSender<Msg>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Data(_) => "Data",
+            Self::Finish(_) => "Finish",
+        })
+    }
+}
 
 impl FileHasher {
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
+    /// Starts the hashing thread.
+    pub(crate) fn start() -> SnapshotResult<Self> {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUED);
+        let thread = std::thread::Builder::new()
+            .name("aof-snapshot-sha256".into())
+            .spawn(move || {
+                let mut h = Sha256::new();
+                while let Ok(msg) = rx.recv() {
+                    match msg {
+                        Msg::Data(b) => h.update(&b),
+                        Msg::Finish(reply) => {
+                            let _ = reply.send(std::mem::take(&mut h).finalize().into());
+                        }
+                    }
+                }
+            })
+            .map_err(|source| SnapshotError::Thread { source })?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
     }
 
-    pub(crate) fn finish(self) -> [u8; 32] {
-        self.0.finalize().into()
+    fn stopped() -> SnapshotError {
+        SnapshotError::Thread {
+            source: std::io::Error::other("the hashing thread stopped"),
+        }
+    }
+
+    /// Adds `bytes` to the current file's digest.
+    pub(crate) fn update(&self, bytes: Bytes) -> SnapshotResult<()> {
+        let tx = self.tx.as_ref().ok_or_else(Self::stopped)?;
+        tx.send(Msg::Data(bytes)).map_err(|_| Self::stopped())
+    }
+
+    /// The current file's digest; the next update starts the next file.
+    pub(crate) fn finish(&self) -> SnapshotResult<[u8; 32]> {
+        let tx = self.tx.as_ref().ok_or_else(Self::stopped)?;
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        tx.send(Msg::Finish(reply_tx)).map_err(|_| Self::stopped())?;
+        reply_rx.recv().map_err(|_| Self::stopped())
+    }
+}
+
+impl Drop for FileHasher {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

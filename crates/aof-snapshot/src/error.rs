@@ -238,6 +238,14 @@ pub enum SnapshotError {
         /// What the opened log says.
         actual: Option<u64>,
     },
+    /// A staged file is not what a log holds (checked before installing).
+    #[error("the staged snapshot is not a valid log: {name}: {what}")]
+    StagedLog {
+        /// The file.
+        name: String,
+        /// What is wrong.
+        what: &'static str,
+    },
     /// A `truncate_after` ran on the source log during the export: the bytes
     /// read may not be the snapshot point's, so the export is abandoned.
     #[error("the log was truncated during the export; take the snapshot again")]
@@ -250,6 +258,14 @@ pub enum SnapshotError {
     ArchivedSegment {
         /// Its base id.
         segment: u64,
+    },
+    /// The helper thread that computes the SHA-256 digests could not be
+    /// started, or stopped.
+    #[error("snapshot hashing thread: {source}")]
+    Thread {
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
     },
     /// A chunk size of zero or above [`crate::MAX_CHUNK_SIZE`].
     #[error("chunk size {size} is not in 1..={max}")]

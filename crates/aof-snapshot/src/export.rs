@@ -69,7 +69,6 @@ enum State {
         index: usize,
         offset: u64,
         open: Option<Opened>,
-        hasher: FileHasher,
     },
     Final,
     Done,
@@ -93,6 +92,7 @@ pub struct Exporter {
     state: State,
     sequence: u64,
     digests: Vec<[u8; 32]>,
+    hasher: FileHasher,
 }
 
 /// Starts an export of `log` (opened writable or read-only) at its current
@@ -162,6 +162,7 @@ impl Exporter {
             state: State::Metadata,
             sequence: 0,
             digests: Vec::new(),
+            hasher: FileHasher::start()?,
         })
     }
 
@@ -190,12 +191,7 @@ impl Exporter {
                 let metadata = self.metadata.clone();
                 Ok(Some(self.chunk(Some(metadata), None)))
             }
-            State::File {
-                index,
-                offset,
-                open,
-                mut hasher,
-            } => {
+            State::File { index, offset, open } => {
                 let info = &self.metadata.files[index];
                 let (name, size) = (info.name.clone(), info.size);
                 let open = match open {
@@ -210,11 +206,11 @@ impl Exporter {
                     Opened::Memory(b) => b.slice(offset as usize..offset as usize + len),
                     Opened::Segment(s) => s.read(offset, len)?,
                 };
-                hasher.update(&data);
+                self.hasher.update(data.clone())?;
                 let end = offset + len as u64;
                 let is_last_chunk = end == size;
                 let sha256 = if is_last_chunk {
-                    let digest = hasher.finish();
+                    let digest = self.hasher.finish()?;
                     self.digests.push(digest);
                     self.state = self.start_file(index + 1);
                     Some(digest)
@@ -223,7 +219,6 @@ impl Exporter {
                         index,
                         offset: end,
                         open: Some(open),
-                        hasher,
                     };
                     None
                 };
@@ -258,7 +253,6 @@ impl Exporter {
                 index,
                 offset: 0,
                 open: None,
-                hasher: FileHasher::default(),
             }
         } else {
             State::Final

@@ -15,10 +15,12 @@
 //!    SHA-256 when its last chunk arrives, the overall checksum on the final
 //!    chunk. Each file is written and synced in staging.
 //! 3. [`Importer::finish`] requires the final chunk, syncs the staging
-//!    directory, opens the staged log read-only (recovery's checks: every
-//!    sealed segment's CRC, the active segment's records) and compares its
-//!    identity, first and last id with the metadata; then renames staging
-//!    onto the target and syncs the parent directory.
+//!    directory, checks the staged files as a log with the format's
+//!    decoders (headers, footers, offset tables, each sealed segment's data
+//!    CRC, the active segment's records, contiguous ids, the manifest; see
+//!    `staged.rs`) and compares identity, first and last id with the
+//!    metadata; then renames staging onto the target and syncs the parent
+//!    directory.
 //!
 //! Any error removes the staging directory and leaves the target as it
 //! was. A crash leaves either no log at the target (a staging directory
@@ -37,8 +39,7 @@ use crate::digest::{Digest, FileHasher, snapshot_checksum};
 use crate::error::{SnapshotError, SnapshotResult};
 use crate::wire::{FrameReader, MAX_FRAME_LEN};
 use aof_core::layout::parse_segment_file_name;
-use aof_core::{Aof, AofOptions, FileHandle, FileSystem, LocalFileSystem, OpenMode};
-use aof_record::{AofConfig, MemorySegmentIndex};
+use aof_core::{Aof, FileHandle, FileSystem, LocalFileSystem, OpenMode};
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -187,7 +188,7 @@ impl Importer {
             metadata: None,
             current: 0,
             offset: 0,
-            hasher: FileHasher::default(),
+            hasher: FileHasher::start()?,
             file: None,
             digests: Vec::new(),
             checksum: None,
@@ -341,13 +342,14 @@ impl Importer {
                 f
             }
         };
+        // Hashed on the helper thread while this one writes.
+        self.hasher.update(fc.data.clone())?;
         file.write_all_at(&fc.data, self.offset)
             .map_err(|e| SnapshotError::io(&path, e))?;
-        self.hasher.update(&fc.data);
         self.offset = end;
         self.received += len;
         if fc.is_last_chunk {
-            let actual = std::mem::take(&mut self.hasher).finish();
+            let actual = self.hasher.finish()?;
             let stated = fc.sha256.unwrap_or([0; 32]);
             if fc.sha256 != Some(actual) {
                 return Err(SnapshotError::FileChecksum {
@@ -404,15 +406,9 @@ impl Importer {
         })
     }
 
-    /// Opens the staged log read-only with an index rebuilt in memory
-    /// (recovery checks each sealed segment's CRC and scans the active one;
-    /// nothing is written) and compares it with the metadata.
+    /// Checks the staged files as a log (see `staged.rs`).
     fn verify_staged(&self, metadata: &SnapshotMetadata) -> SnapshotResult<()> {
-        let mut options = AofOptions::new(AofConfig::default());
-        options.fs = self.fs.clone();
-        options.rebuild_index = true;
-        let log = Aof::open_read_only(&self.staging, options, Arc::new(MemorySegmentIndex::new()))?;
-        check_log(metadata, &log)
+        crate::staged::check_staged(self.fs.as_ref(), &self.staging, metadata)
     }
 
     /// Removes the staging directory and what it holds (best effort: a

@@ -53,6 +53,7 @@ pub mod digest;
 mod error;
 mod export;
 mod import;
+mod staged;
 mod stream;
 pub mod wire;
 

@@ -16,10 +16,12 @@
 //! checked before the payload is read, and bincode is given the same limit
 //! for every length inside it.
 
-use crate::chunk::{SnapshotChunk, SnapshotMetadata, WIRE_VERSION};
+use crate::chunk::{FileChunk, SnapshotChunk, SnapshotMetadata, WIRE_VERSION};
 use crate::error::{SnapshotError, SnapshotResult};
 use aof_record::checksum::Crc64;
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
+use bytes::Bytes;
+use serde::Deserialize;
 use std::io::{self, Read, Write};
 
 /// The magic bytes that start every frame.
@@ -76,10 +78,34 @@ pub(crate) fn encode_metadata(metadata: &SnapshotMetadata) -> SnapshotResult<Vec
     bincode::serde::encode_to_vec(metadata, config()).map_err(|source| SnapshotError::Encode { source })
 }
 
+/// A chunk as decoded: [`SnapshotChunk`]'s fields and layout, its data
+/// borrowed from the frame (and then sliced from it without a copy).
+#[derive(Deserialize)]
+struct WireChunk<'a> {
+    sequence: u64,
+    metadata: Option<SnapshotMetadata>,
+    #[serde(borrow)]
+    file_chunk: Option<WireFile<'a>>,
+    is_final: bool,
+    checksum: Option<[u8; 32]>,
+}
+
+/// [`FileChunk`]'s fields and layout, borrowing its data.
+#[derive(Deserialize)]
+struct WireFile<'a> {
+    file_name: String,
+    offset: u64,
+    #[serde(borrow)]
+    data: &'a [u8],
+    is_last_chunk: bool,
+    sha256: Option<[u8; 32]>,
+}
+
 /// Decodes one frame's `payload`, which started at stream offset `offset`.
-/// Every byte of the payload must belong to the chunk.
-pub fn decode_payload(payload: &[u8], offset: u64) -> SnapshotResult<SnapshotChunk> {
-    let (chunk, used): (SnapshotChunk, usize) = bincode::serde::decode_from_slice(payload, config())
+/// Every byte of the payload must belong to the chunk. The chunk's data is
+/// a slice of `payload` (no copy).
+pub fn decode_payload(payload: &Bytes, offset: u64) -> SnapshotResult<SnapshotChunk> {
+    let (wire, used): (WireChunk<'_>, usize) = bincode::serde::borrow_decode_from_slice(payload, config())
         .map_err(|source| SnapshotError::Decode { offset, source })?;
     if used != payload.len() {
         return Err(SnapshotError::Decode {
@@ -87,17 +113,32 @@ pub fn decode_payload(payload: &[u8], offset: u64) -> SnapshotResult<SnapshotChu
             source: bincode::error::DecodeError::Other("bytes left over after the chunk"),
         });
     }
-    Ok(chunk)
+    Ok(SnapshotChunk {
+        sequence: wire.sequence,
+        metadata: wire.metadata,
+        file_chunk: wire.file_chunk.map(|f| FileChunk {
+            file_name: f.file_name,
+            offset: f.offset,
+            data: payload.slice_ref(f.data),
+            is_last_chunk: f.is_last_chunk,
+            sha256: f.sha256,
+        }),
+        is_final: wire.is_final,
+        checksum: wire.checksum,
+    })
 }
 
-/// Reads frames from a byte stream, one chunk at a time, with one reused
-/// buffer (so memory is bounded by the largest frame allowed).
+/// Payload bytes a frame reader reserves before any arrive.
+const INITIAL_PAYLOAD: usize = 2 << 20;
+
+/// Reads frames from a byte stream, one chunk at a time. Each payload is
+/// read into its own buffer, which the chunk's data then slices (no copy);
+/// memory is bounded by the largest frame allowed.
 #[derive(Debug)]
 pub struct FrameReader<R> {
     inner: R,
     offset: u64,
     max_len: usize,
-    buf: Vec<u8>,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -113,7 +154,6 @@ impl<R: Read> FrameReader<R> {
             inner,
             offset: 0,
             max_len: max_len.min(MAX_FRAME_LEN),
-            buf: Vec::new(),
         }
     }
 
@@ -162,24 +202,28 @@ impl<R: Read> FrameReader<R> {
                 max: self.max_len as u64,
             });
         }
-        // Grown as bytes arrive, not by the stated length: a short stream
-        // claiming a large frame costs what it sent.
-        self.buf.clear();
+        // Reserved up to a bound, then grown as bytes arrive: a short
+        // stream claiming a large frame costs what it sent.
+        let mut buf = Vec::with_capacity(len.min(INITIAL_PAYLOAD));
         loop {
-            match (&mut self.inner).take(len as u64).read_to_end(&mut self.buf) {
+            match (&mut self.inner)
+                .take((len - buf.len()) as u64)
+                .read_to_end(&mut buf)
+            {
                 Ok(_) => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => return Err(SnapshotError::Stream { source }),
             }
         }
-        if self.buf.len() < len {
+        if buf.len() < len {
             return Err(SnapshotError::Truncated { offset: start });
         }
+        let payload = Bytes::from(buf);
         self.offset += len as u64;
         let mut stored = [0u8; 8];
         stored.copy_from_slice(&head[12..20]);
         let expected = u64::from_le_bytes(stored);
-        let actual = frame_crc(&head, &self.buf);
+        let actual = frame_crc(&head, &payload);
         if expected != actual {
             return Err(SnapshotError::FrameChecksum {
                 offset: start,
@@ -187,7 +231,7 @@ impl<R: Read> FrameReader<R> {
                 actual,
             });
         }
-        decode_payload(&self.buf, start).map(Some)
+        decode_payload(&payload, start).map(Some)
     }
 
     /// The underlying reader.

@@ -430,8 +430,8 @@ fn a_stale_staging_directory_is_cleared() {
 #[test]
 fn a_bad_segment_with_matching_digests_is_caught_by_the_staged_open() {
     // A sender that hashes what it sends (so every SHA-256 matches) but
-    // sends a segment whose record CRC is broken: the staged log's
-    // recovery refuses it, and nothing is installed.
+    // sends a segment whose data CRC is broken: the check of the staged
+    // log refuses it, and nothing is installed.
     let (dir, mut c) = sample();
     let i = file_chunk_index(&c, 1);
     let f = c[i].file_chunk.as_mut().unwrap();
@@ -462,5 +462,14 @@ fn a_bad_segment_with_matching_digests_is_caught_by_the_staged_open() {
     }
     c.last_mut().unwrap().checksum = Some(aof_snapshot::snapshot_checksum(&md, &digests).unwrap());
     let err = import_chunks(dir.path(), c, &ImportOptions::new()).unwrap_err();
-    assert!(matches!(err, SnapshotError::Log(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            SnapshotError::StagedLog {
+                what: "the segment's data checksum does not match",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
