@@ -83,7 +83,6 @@ pub fn all() -> Vec<(&'static str, Vec<Vec<u8>>)> {
 
     // Knob layouts: see crate::decoders and crate::log.
     let max = 1024u32.to_le_bytes();
-    let snapshot_seeds = crate::snapshot::seeds();
     vec![
         (
             "record_decode",
@@ -166,7 +165,6 @@ pub fn all() -> Vec<(&'static str, Vec<Vec<u8>>)> {
                 with(&[0b0011_0000, 3, 0, 0], &fin_empty),
             ],
         ),
-        ("snapshot_stream", snapshot_seeds),
     ]
 }
 

@@ -4,10 +4,11 @@
 //! The export takes a [`SnapshotView`] of the log (finalized segments
 //! pinned, the active segment up to its durable end), then reads each file
 //! once, in place, one chunk at a time: a finalized segment through its
-//! memory map (zero-copy), the active one by reads of its file. Memory is
-//! one chunk. The log's `MANIFEST` is not copied: the snapshot carries a
-//! new one with the same identity and the snapshot's end as its recovery
-//! point, so the receiver's recovery treats every record as acknowledged.
+//! memory map (zero-copy), the active one by reads of its file, while a
+//! helper thread computes the SHA-256. Memory is a few chunks. The log's
+//! `MANIFEST` is not copied: the snapshot carries a new one with the same
+//! identity and the snapshot's end as its recovery point, so the
+//! receiver's recovery treats every record as acknowledged.
 
 use crate::chunk::{
     DEFAULT_CHUNK_SIZE, FileChunk, FileInfo, FileKind, MAX_CHUNK_SIZE, SnapshotChunk, SnapshotMetadata,
