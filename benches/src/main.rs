@@ -1,7 +1,7 @@
 //! `aof-bench`: the main benchmark job, run by `cargo xtask bench`.
 //!
 //! ```text
-//! aof-bench [--quick] [--json PATH] [--only engine|open|reads|payloads|record|archive]
+//! aof-bench [--quick] [--json PATH] [--only engine|open|reads|payloads|record|archive|snapshot]
 //! ```
 //!
 //! Prints a table of every workload beside its same-run baseline; with
@@ -16,6 +16,7 @@ use aof_bench::measure::Budget;
 use aof_bench::progress::Progress;
 mod archival;
 mod archive;
+mod snapshot;
 
 use aof_bench::{BenchResult, Res, engine, payloads, reads, record, table, write_results};
 use std::path::{Path, PathBuf};
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
             },
             "-h" | "--help" => {
                 println!(
-                    "usage: aof-bench [--quick] [--json PATH] [--only engine|open|reads|payloads|record|archive]"
+                    "usage: aof-bench [--quick] [--json PATH] [--only engine|open|reads|payloads|record|archive|snapshot]"
                 );
                 return ExitCode::SUCCESS;
             }
@@ -57,8 +58,9 @@ fn main() -> ExitCode {
     let run_payloads = only.as_deref().is_none_or(|o| o == "payloads");
     let run_record = only.as_deref().is_none_or(|o| o == "record");
     let run_archive = only.as_deref().is_none_or(|o| o == "archive");
-    if !(run_engine || run_open || run_reads || run_payloads || run_record || run_archive) {
-        eprintln!("aof-bench: --only wants engine, open, reads, payloads, record or archive");
+    let run_snapshot = only.as_deref().is_none_or(|o| o == "snapshot");
+    if !(run_engine || run_open || run_reads || run_payloads || run_record || run_archive || run_snapshot) {
+        eprintln!("aof-bench: --only wants engine, open, reads, payloads, record, archive or snapshot");
         return ExitCode::from(2);
     }
     let budget = if quick { Budget::quick() } else { Budget::full() };
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         payloads: run_payloads,
         record: run_record,
         archive: run_archive,
+        snapshot: run_snapshot,
         quick,
     };
     match run(&jobs, &scratch, budget, engine_budget, json.as_deref()) {
@@ -95,6 +98,7 @@ struct Jobs {
     payloads: bool,
     record: bool,
     archive: bool,
+    snapshot: bool,
     quick: bool,
 }
 
@@ -125,10 +129,20 @@ fn run(
     if jobs.archive {
         cases += archive::CASES + archival::CASES;
     }
+    if jobs.snapshot {
+        cases += snapshot::CASES;
+    }
     let progress = Progress::new("aof-bench", cases);
     let measured = measure_all(jobs, scratch, budget, engine_budget, &progress);
     progress.finish();
-    let (engine_results, read_results, payload_results, mut record_results, archive_results) = measured?;
+    let (
+        engine_results,
+        read_results,
+        payload_results,
+        mut record_results,
+        archive_results,
+        snapshot_results,
+    ) = measured?;
     if jobs.engine || jobs.open {
         println!("Engine on embedded defaults (local files, SQLite index), 64 MiB segments, pre-allocated;");
         println!(
@@ -201,6 +215,21 @@ fn run(
         );
         print!("{}", table(&archive_results));
     }
+    if jobs.snapshot {
+        println!(
+            "\nSnapshot: export of a log of 4 KiB records in 32 MiB segments (read in place, SHA-256, framed into"
+        );
+        println!(
+            "a sink) beside a raw sequential read of its segment files and SHA-256 alone on as many bytes; import of"
+        );
+        println!(
+            "the stream from memory (fsync per file, staged log verified, rename) beside a raw write + fsync of"
+        );
+        println!(
+            "the same bytes and SHA-256 alone. MB/s of file bytes; ratio against the slower baseline.\n"
+        );
+        print!("{}", table(&snapshot_results));
+    }
     if let Some(path) = json {
         let all: Vec<_> = engine_results
             .into_iter()
@@ -208,6 +237,7 @@ fn run(
             .chain(payload_results)
             .chain(record_results)
             .chain(archive_results)
+            .chain(snapshot_results)
             .collect();
         write_results(path, &all).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!("aof-bench: wrote {}", path.display());
@@ -216,6 +246,7 @@ fn run(
 }
 
 type Tables = (
+    Vec<BenchResult>,
     Vec<BenchResult>,
     Vec<BenchResult>,
     Vec<BenchResult>,
@@ -267,11 +298,19 @@ fn measure_all(
     } else {
         Vec::new()
     };
+    let snapshot_results = if jobs.snapshot {
+        snapshot::run(scratch, jobs.quick, &mut |name| {
+            progress.case(&format!("snapshot: {name}"))
+        })
+    } else {
+        Vec::new()
+    };
     Ok((
         engine_results,
         read_results,
         payload_results,
         record_results,
         archive_results,
+        snapshot_results,
     ))
 }

@@ -17,3 +17,4 @@ pub mod known;
 pub mod log;
 pub mod seal;
 pub mod seeds;
+pub mod snapshot;

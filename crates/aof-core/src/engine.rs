@@ -28,6 +28,7 @@ use crate::options::AofOptions;
 use crate::reader::{Reader, Tail};
 use crate::recovery::{Repair, recover};
 use crate::shared::{Shared, Wake};
+use crate::snapshot_view::SnapshotView;
 use crate::verify::{VerifyReport, verify};
 use aof_flush::{FlushController, FlushControllerMetrics, FlushKind};
 use aof_record::record::encoded_len;
@@ -528,6 +529,14 @@ impl Aof {
     /// at least `first_id() - 1`.
     pub fn truncate_after(&self, id: u64) -> AofResult<()> {
         self.shared.truncate_after(id)
+    }
+
+    /// A consistent view of the log for a snapshot: every durable record
+    /// now, the segment files holding them (finalized ones pinned against
+    /// retention until the view drops), the active segment up to its
+    /// durable end. Works on a read-only handle too. See [`SnapshotView`].
+    pub fn snapshot_view(&self) -> AofResult<SnapshotView> {
+        SnapshotView::take(&self.shared)
     }
 
     /// The log's identity, made when it was created and kept in its manifest.

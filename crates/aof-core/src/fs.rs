@@ -41,14 +41,18 @@ pub trait FileSystem: Send + Sync + Debug + 'static {
     /// Opens the file at `path`.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>>;
 
-    /// Whether a file exists at `path`.
+    /// Whether a file (or directory) exists at `path`.
     fn exists(&self, path: &Path) -> io::Result<bool>;
 
-    /// Atomically renames `from` to `to`, replacing `to`.
+    /// Atomically renames `from` to `to`, replacing `to`: a file, or a
+    /// directory with all it holds (replacing an empty directory `to`).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
 
     /// Removes the file at `path`.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Removes the empty directory `dir`.
+    fn remove_dir(&self, dir: &Path) -> io::Result<()>;
 
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
@@ -209,6 +213,10 @@ impl FileSystem for LocalFileSystem {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::remove_dir(dir)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

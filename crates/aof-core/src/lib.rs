@@ -55,6 +55,7 @@ pub mod recovery;
 mod refresh;
 pub mod segment;
 mod shared;
+mod snapshot_view;
 #[cfg(feature = "fault-injection")]
 pub mod testing;
 mod truncate;
@@ -72,4 +73,5 @@ pub use options::{AofOptions, SystemTime, TimeSource};
 pub use reader::{Reader, Record, Tail};
 pub use recovery::{Repair, entries_for_view, entries_from_files, rebuild_index};
 pub use segment::FinalizedSegment;
+pub use snapshot_view::{SegmentBytes, SnapshotSegment, SnapshotView};
 pub use verify::VerifyReport;

@@ -14,6 +14,7 @@
 //! | `index_mdbx` | `aof-index-mdbx` | the libmdbx index (feature `mdbx`) |
 //! | `archive_fs` | `aof-archive-fs` | archive storage in a directory (feature `archive-fs`) |
 //! | `archive_s3` | `aof-archive-s3` | archive storage on S3-compatible object storage (feature `archive-s3`) |
+//! | `snapshot` | `aof-snapshot` | consistent snapshots as checksummed chunks, and their import (feature `snapshot`, on by default) |
 //!
 //! # Example
 //!
@@ -52,6 +53,8 @@ pub use aof_index_mdbx as index_mdbx;
 #[cfg(feature = "sqlite")]
 pub use aof_index_sqlite as index_sqlite;
 pub use aof_record as format;
+#[cfg(feature = "snapshot")]
+pub use aof_snapshot as snapshot;
 
 pub use aof_core::layout::{MDBX_INDEX_FILE, SQLITE_INDEX_FILE};
 pub use aof_core::{

@@ -1018,3 +1018,118 @@ fn a_later_smaller_segment_size_never_cuts_durable_records() {
     assert_ok(&out);
     assert_eq!(stdout(&out), "small");
 }
+
+#[test]
+fn snapshot_export_piped_into_import_copies_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, 300);
+    let target = tmp.path().join("copy");
+    // export DIR - | import - TARGET, through a real pipe between the two.
+    let mut export = Command::new(BIN)
+        .args([
+            "snapshot".as_ref(),
+            "export".as_ref(),
+            dir.as_os_str(),
+            "-".as_ref(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let import = Command::new(BIN)
+        .args([
+            "snapshot".as_ref(),
+            "import".as_ref(),
+            "-".as_ref(),
+            target.as_os_str(),
+        ])
+        .stdin(Stdio::from(export.stdout.take().unwrap()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let export = export.wait_with_output().unwrap();
+    assert_ok(&export);
+    assert_ok(&import);
+    assert!(
+        stdout(&import).starts_with("imported ids 0..=299: "),
+        "{}",
+        stdout(&import)
+    );
+    let original = aof(&["dump", "DIR", "--json"], &dir);
+    let copy = aof(&["dump", "DIR", "--json"], &target);
+    assert_ok(&copy);
+    assert_eq!(stdout(&copy), stdout(&original));
+    assert_eq!(stdout(&copy).lines().count(), 300);
+    // The copy verifies and takes appends after the snapshot's end.
+    assert_ok(&aof(&["verify", "DIR"], &target));
+    let out = aof_with_input(&["append", "DIR"], &target, b"next\n");
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "300\n");
+}
+
+#[test]
+fn snapshot_import_of_a_corrupted_stream_is_one_line_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, 50);
+    let file = tmp.path().join("snap");
+    let out = Command::new(BIN)
+        .args([
+            "snapshot".as_ref(),
+            "export".as_ref(),
+            dir.as_os_str(),
+            file.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert!(
+        stdout(&out).starts_with("exported ids 0..=49: "),
+        "{}",
+        stdout(&out)
+    );
+    // Exporting over an existing file is refused.
+    let again = Command::new(BIN)
+        .args([
+            "snapshot".as_ref(),
+            "export".as_ref(),
+            dir.as_os_str(),
+            file.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert_error(&again, 1, "exists");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    let target = tmp.path().join("copy");
+    let out = Command::new(BIN)
+        .args([
+            "snapshot".as_ref(),
+            "import".as_ref(),
+            file.as_os_str(),
+            target.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert_error(&out, 1, "snapshot");
+    assert!(!target.exists());
+    assert!(!tmp.path().join(".copy.aof-import").exists());
+    // Into a directory that holds a log: refused, the log untouched.
+    let before = stdout(&aof(&["dump", "DIR"], &dir));
+    std::fs::write(&file, std::fs::read(&file).unwrap()).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "snapshot".as_ref(),
+            "import".as_ref(),
+            file.as_os_str(),
+            dir.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert_error(&out, 1, "not empty");
+    assert_eq!(stdout(&aof(&["dump", "DIR"], &dir)), before);
+}

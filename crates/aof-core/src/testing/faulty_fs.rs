@@ -604,12 +604,27 @@ impl FileSystem for FaultyFileSystem {
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let mut s = self.lock();
         s.op(OpKind::Exists, path)?;
-        Ok(s.disk.live.files.contains_key(path))
+        Ok(s.disk.live.files.contains_key(path) || s.disk.live.dirs.contains(path))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.lock();
         s.op(OpKind::Rename, from)?;
+        if s.disk.live.dirs.contains(from) {
+            let to_holds = s.disk.live.files.keys().any(|p| p.starts_with(to))
+                || s.disk.live.dirs.iter().any(|d| d != to && d.starts_with(to));
+            if to_holds {
+                return Err(io::ErrorKind::DirectoryNotEmpty.into());
+            }
+            s.disk.log(
+                DirOp::RenameDir {
+                    from: from.to_owned(),
+                    to: to.to_owned(),
+                },
+                0,
+            );
+            return Ok(());
+        }
         let i = *s.disk.live.files.get(from).ok_or_else(not_found)?;
         s.disk.log(
             DirOp::Rename {
@@ -631,6 +646,21 @@ impl FileSystem for FaultyFileSystem {
             },
             i,
         );
+        Ok(())
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        s.op(OpKind::Remove, dir)?;
+        if !s.disk.live.dirs.contains(dir) {
+            return Err(not_found());
+        }
+        let holds = s.disk.live.files.keys().any(|p| p.starts_with(dir))
+            || s.disk.live.dirs.iter().any(|d| d != dir && d.starts_with(dir));
+        if holds {
+            return Err(io::ErrorKind::DirectoryNotEmpty.into());
+        }
+        s.disk.log(DirOp::RemoveDir { path: dir.to_owned() }, 0);
         Ok(())
     }
 

@@ -55,6 +55,19 @@ pub enum DirOp {
         /// Its path.
         path: PathBuf,
     },
+    /// A directory was renamed from `from` to `to` (replacing an empty
+    /// directory `to`), with everything in it.
+    RenameDir {
+        /// The old path.
+        from: PathBuf,
+        /// The new path.
+        to: PathBuf,
+    },
+    /// The empty directory at `path` was removed.
+    RemoveDir {
+        /// Its path.
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -70,18 +83,24 @@ impl PendingOp {
     pub(super) fn new(op: DirOp, inode: u64) -> Self {
         let parent = |p: &Path| p.parent().unwrap_or(Path::new("/")).to_owned();
         let unsynced = match &op {
-            DirOp::Create { path } | DirOp::Remove { path } | DirOp::CreateDir { path } => {
-                BTreeSet::from([parent(path)])
+            DirOp::Create { path }
+            | DirOp::Remove { path }
+            | DirOp::CreateDir { path }
+            | DirOp::RemoveDir { path } => BTreeSet::from([parent(path)]),
+            DirOp::Rename { from, to } | DirOp::RenameDir { from, to } => {
+                BTreeSet::from([parent(from), parent(to)])
             }
-            DirOp::Rename { from, to } => BTreeSet::from([parent(from), parent(to)]),
         };
         Self { op, inode, unsynced }
     }
 
     fn paths(&self) -> Vec<&PathBuf> {
         match &self.op {
-            DirOp::Create { path } | DirOp::Remove { path } | DirOp::CreateDir { path } => vec![path],
-            DirOp::Rename { from, to } => vec![from, to],
+            DirOp::Create { path }
+            | DirOp::Remove { path }
+            | DirOp::CreateDir { path }
+            | DirOp::RemoveDir { path } => vec![path],
+            DirOp::Rename { from, to } | DirOp::RenameDir { from, to } => vec![from, to],
         }
     }
 
@@ -117,6 +136,21 @@ impl Namespace {
             }
             DirOp::CreateDir { path } => {
                 self.dirs.insert(path.clone());
+            }
+            DirOp::RenameDir { from, to } => {
+                let moved = |p: &Path| p.strip_prefix(from).ok().map(|rest| to.join(rest));
+                self.dirs.remove(to);
+                self.files = std::mem::take(&mut self.files)
+                    .into_iter()
+                    .map(|(p, i)| (moved(&p).unwrap_or(p), i))
+                    .collect();
+                self.dirs = std::mem::take(&mut self.dirs)
+                    .into_iter()
+                    .map(|p| moved(&p).unwrap_or(p))
+                    .collect();
+            }
+            DirOp::RemoveDir { path } => {
+                self.dirs.remove(path);
             }
         }
     }
@@ -195,8 +229,14 @@ impl Disk {
         for mut op in std::mem::take(&mut self.pending) {
             op.unsynced.remove(dir);
             let paths = op.paths();
+            // A path conflicts with the same path and with any path inside
+            // it or around it (a directory rename moves what it holds).
             let independent = (op.inode == 0 || !blocking_inodes.contains(&op.inode))
-                && paths.iter().all(|p| !blocking_paths.contains(*p));
+                && paths.iter().all(|p| {
+                    !blocking_paths
+                        .iter()
+                        .any(|b| b.starts_with(p.as_path()) || p.starts_with(b))
+                });
             if op.committed() && independent {
                 self.base.apply(&op);
             } else {
