@@ -399,10 +399,7 @@ fn an_unsynced_truncation_may_be_undone() {
     // 10 000 old bytes), never a length between nor zeroed pages past the
     // new end. SQLite relies on it: a checkpointed WAL cut to a prefix of
     // its frames would replay old pages over the checkpointed database.
-    assert_eq!(
-        seen,
-        BTreeSet::from([vec![b'o'; 3000], vec![b'o'; 10_000]])
-    );
+    assert_eq!(seen, BTreeSet::from([vec![b'o'; 3000], vec![b'o'; 10_000]]));
     assert_eq!(
         read(&fs.crash_image(CrashMode::LoseUnsynced), "/d/a")
             .unwrap()
