@@ -274,18 +274,18 @@ fn sqlite_sync_crash_at_every_operation() {
 /// Batched, Periodic and Async: seeded crash points.
 #[test]
 fn sqlite_other_strategies_at_seeded_crash_points() {
-    for strategy in [
-        FlushStrategy::Batched(4),
-        FlushStrategy::Periodic(1),
-        FlushStrategy::Async,
+    for (strategy, commits) in [
+        (FlushStrategy::Batched(4), Commits::Normal),
+        (FlushStrategy::Periodic(1), Commits::Normal),
+        (FlushStrategy::Async, Commits::Normal),
+        (FlushStrategy::Batched(4), Commits::Full),
+        (FlushStrategy::Async, Commits::Full),
     ] {
-        let report = sweep(
-            strategy,
-            Commits::Normal,
-            CrashPoints::Sample { seed: 7, count: 30 },
-            40,
+        let report = sweep(strategy, commits, CrashPoints::Sample { seed: 7, count: 30 }, 40);
+        summary(
+            &format!("SQLite index ({commits:?}), {strategy:?}, 30 seeded ops"),
+            &report,
         );
-        summary(&format!("SQLite index, {strategy:?}, 30 seeded ops"), &report);
         report.assert_clean();
     }
 }

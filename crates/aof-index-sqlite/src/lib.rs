@@ -133,6 +133,12 @@
 //! ([`IndexError::UnsupportedSchemaVersion`]) — is never opened for writing.
 //! An empty or missing file gets the schema; an older version is migrated in
 //! one transaction.
+//!
+//! [`SqliteIndexOptions::vfs`] opens every connection on a SQLite VFS the
+//! embedder registered (an encrypting or in-memory one; the workspace's
+//! crash tests use one that routes SQLite's I/O through aof-core's
+//! fault-injecting file system). The VFS needs shared memory (`xShmMap`)
+//! for WAL mode; without it the open fails with [`SqliteIndexError::NoWal`].
 
 pub mod encoding;
 mod error;
