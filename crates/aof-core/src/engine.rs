@@ -177,6 +177,7 @@ impl Aof {
             counters: Counters::default(),
             wake: Mutex::new(Wake::default()),
             wake_cv: Condvar::new(),
+            removing: Mutex::new(()),
             _lock: lock,
         });
         Counters::add(&shared.counters.torn_tails_cut, recovered.torn_tails_cut);

@@ -71,6 +71,10 @@ pub(crate) struct Shared {
     /// Wakes the background flusher, pre-allocator and retention task.
     pub(crate) wake: Mutex<Wake>,
     pub(crate) wake_cv: Condvar,
+    /// Held by each removal of old segments (retention, `truncate_before`)
+    /// from taking the first one out of the log to committing the last, so
+    /// that removals commit in log order.
+    pub(crate) removing: Mutex<()>,
     pub(crate) _lock: Box<dyn LockGuard>,
 }
 
