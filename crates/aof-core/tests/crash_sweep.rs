@@ -368,17 +368,12 @@ impl TimeSource for JumpClock {
 }
 
 /// What a retention workload got done before its crash.
-///
-/// No check that ids a returned `run_retention` removed stay removed: the
-/// background retention thread may have taken a segment out of the log
-/// (so `first_id()` moved past it and `run_retention` found nothing left
-/// to do) without having committed its index removal yet; a crash then
-/// brings the whole segment back, which retention does not promise against.
-/// What must never happen — part of a segment back, an indexed segment
-/// whose file was deleted, a hole — the common checks catch.
 #[derive(Debug, Default)]
 struct RetentionOutcome {
     log: Outcome,
+    /// The first id after the last retention that returned: ids below it
+    /// were removed and committed, and must never come back.
+    gone_below: u64,
     /// The first id appended after the clock jump: its segment and every
     /// later one is younger than the TTL, and must all be kept.
     keep_from: u64,
@@ -431,19 +426,33 @@ fn retention_workload(fs: Arc<dyn FileSystem>, pre_allocate: bool) -> RetentionO
     if !append_to(&mut out, 42) {
         return out;
     }
-    if log.run_retention().is_err() || !append_to(&mut out, 50) || log.run_retention().is_err() {
+    match log.run_retention() {
+        Ok(_) => out.gone_below = log.first_id(),
+        Err(_) => return out,
+    }
+    if !append_to(&mut out, 50) {
         return out;
+    }
+    if log.run_retention().is_ok() {
+        out.gone_below = log.first_id();
     }
     let _ = log.close_blocking();
     out
 }
 
-/// The common checks, and: what retention had to keep is all there.
+/// The common checks, and: what retention committed never comes back,
+/// what it had to keep is all there.
 fn check_retention(img: &FaultyFileSystem, out: &RetentionOutcome) -> Result<(), String> {
     check(img, &out.log)?;
     let fs: Arc<dyn FileSystem> = Arc::new(img.clone());
     let log = open(fs, FlushStrategy::Sync, SMALL).map_err(|e| format!("reopen needs a human: {e}"))?;
     let first = log.first_id();
+    if first < out.gone_below {
+        return Err(format!(
+            "removed records came back: first id {first} < {}",
+            out.gone_below
+        ));
+    }
     if first > out.keep_from.min(log.next_id()) {
         return Err(format!(
             "retention removed records younger than the TTL: first id {first} > {}",
