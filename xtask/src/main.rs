@@ -20,7 +20,11 @@ use std::process::{Command, ExitCode};
 /// Debian packages the build or the tests need, with a file that proves each is present.
 const PREREQUISITES: &[(&str, &str, &str)] = &[
     // (package, what needs it, probe: a binary name or an absolute path glob prefix)
-    ("libclang-dev", "libmdbx's build script (bindgen)", "lib:libclang"),
+    (
+        "libclang-dev",
+        "the bindgen of libmdbx's and sqlite-plugin's build scripts",
+        "lib:libclang",
+    ),
     (
         "sqlite3",
         "the tests that run the sqlite3 command-line tool on index files",
