@@ -8,7 +8,7 @@
 //! | `bench [--quick] [--json PATH] [--only engine\|open\|reads\|record\|archive\|snapshot]` | installs missing system prerequisites, then the main benchmark job (release build of `aof-bench`) |
 //! | `compare [--quick] [--json PATH] [--sizes N,...] [--batch N]` | installs missing system prerequisites, then the MDBX-vs-SQLite index suite (`aof-compare` binary of `aof-bench`); `--json out.json` also writes the chart `out.svg` |
 //! | `prereqs` | only installs the system prerequisites (and the moto S3 server's venv, `.venv-moto`) |
-//! | `crash [--seeds N]` | the crash matrix (`aof-core`'s crash sweeps) with N writeback seeds per crash point, optimised |
+//! | `crash [--seeds N]` | the crash matrix (`aof-core`'s crash sweeps, then the SQLite-index sweeps of `tests/crash_sweep_sqlite.rs`) with N writeback seeds per crash point, optimised |
 //! | `fuzz TARGET\|all [--time S] [-- LIBFUZZER_ARGS]` | runs cargo-fuzz targets of `fuzz/` for S seconds each (nightly; installs cargo-fuzz if missing); without a nightly toolchain, the arbitrary-bytes proptest suites instead |
 //!
 //! Dependency-free on purpose: it builds in a second and never waits for the
@@ -20,7 +20,11 @@ use std::process::{Command, ExitCode};
 /// Debian packages the build or the tests need, with a file that proves each is present.
 const PREREQUISITES: &[(&str, &str, &str)] = &[
     // (package, what needs it, probe: a binary name or an absolute path glob prefix)
-    ("libclang-dev", "libmdbx's build script (bindgen)", "lib:libclang"),
+    (
+        "libclang-dev",
+        "the bindgen of libmdbx's and sqlite-plugin's build scripts",
+        "lib:libclang",
+    ),
     (
         "sqlite3",
         "the tests that run the sqlite3 command-line tool on index files",
@@ -274,7 +278,9 @@ struct FuzzRun {
 
 /// `cargo xtask crash [--seeds N]`: the crash matrix of `aof-core`'s
 /// `tests/crash_sweep.rs` with N reordered-writeback seeds per crash point
-/// (CI runs 4), optimised, printing a row per workload.
+/// (CI runs 4), then of `tests/crash_sweep_sqlite.rs` (the SQLite index on
+/// the faulty file system; N/2 seeds, CI 2), optimised, printing a row per
+/// workload.
 fn crash(args: &[String]) -> Result<(), String> {
     let mut seeds = "32".to_owned();
     let mut it = args.iter();
@@ -306,7 +312,26 @@ fn crash(args: &[String]) -> Result<(), String> {
         "1",
     ])
     .env("AOF_CRASH_SEEDS", &seeds);
-    run(cmd)
+    run(cmd)?;
+    // The same workloads with the real SQLite index, its files on the
+    // fault-injecting file system through a SQLite VFS (half the seeds:
+    // each image reopens a SQLite database).
+    let mut sqlite = cargo();
+    sqlite
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "aof-tests",
+            "--test",
+            "crash_sweep_sqlite",
+            "--",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("AOF_CRASH_SEEDS", &seeds);
+    run(sqlite)
 }
 
 fn fuzz(args: &[String]) -> Result<(), String> {

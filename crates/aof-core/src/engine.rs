@@ -219,6 +219,7 @@ impl Aof {
             archive_backoff: options
                 .archive_retry_backoff
                 .max(std::time::Duration::from_millis(1)),
+            removing: Mutex::new(()),
             _lock: lock,
         });
         Counters::add(&shared.counters.torn_tails_cut, recovered.torn_tails_cut);

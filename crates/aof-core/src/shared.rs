@@ -94,6 +94,10 @@ pub(crate) struct Shared {
     pub(crate) backpressure_wait: Duration,
     /// First retry delay of a failed archive operation.
     pub(crate) archive_backoff: Duration,
+    /// Held by each removal of old segments (retention, `truncate_before`)
+    /// from taking the first one out of the log to committing the last, so
+    /// that removals commit in log order.
+    pub(crate) removing: Mutex<()>,
     pub(crate) _lock: Box<dyn LockGuard>,
 }
 

@@ -7,7 +7,10 @@
 //! longer find it), its index entry is removed and the index synced, then
 //! its file is deleted — at once, or when the last reader positioned in it
 //! moves on. A crash after the index commit leaves a file below the first
-//! indexed segment, which recovery deletes.
+//! indexed segment, which recovery deletes. Removals run one at a time (the
+//! background retention beside `run_retention` or `truncate_before`), so
+//! they commit in log order and a returned one has every removal before it
+//! committed.
 //!
 //! `truncate_after(id)` keeps a valid prefix of the log at every step:
 //! 1. the kept part of the segment holding `id + 1` is copied to a temp file
@@ -43,6 +46,10 @@ impl Shared {
     /// Removes finalized segments from the start of the log while `doomed(slot)`
     /// says so. Returns how many were removed.
     pub(crate) fn remove_prefix(&self, doomed: &dyn Fn(&SegmentSlot) -> bool) -> AofResult<usize> {
+        // One removal at a time: another one's segment taken out before
+        // ours must have its removal committed before ours deletes a file,
+        // or a crash leaves it indexed in front of a hole.
+        let _in_order = lock(&self.removing);
         let mut removed = 0;
         let mut objects = Vec::new();
         let result = (|| {

@@ -395,20 +395,11 @@ fn an_unsynced_truncation_may_be_undone() {
     let seen: BTreeSet<Vec<u8>> = (0..SEEDS)
         .map(|seed| read(&writeback(&fs, seed), "/d/a").unwrap())
         .collect();
-    let lengths: BTreeSet<usize> = seen.iter().map(Vec::len).collect();
-    assert_eq!(lengths, BTreeSet::from([3000, 4096, 8192, 10_000]));
-    let mut mixed = false;
-    for a in &seen {
-        assert!(a[..3000].iter().all(|b| *b == b'o'));
-        // Past the new end, each page's part is the old data or zeros.
-        for (i, page) in a.chunks(4096).enumerate() {
-            let past_end = &page[3000usize.saturating_sub(i * 4096).min(page.len())..];
-            let old = past_end.iter().all(|b| *b == b'o');
-            assert!(old || past_end.iter().all(|b| *b == 0), "page {i}");
-            mixed |= i == 1 && !old && a.len() == 10_000 && a[8192..].iter().all(|b| *b == b'o');
-        }
-    }
-    assert!(mixed, "no seed zeroed page 1 but kept page 2's old data");
+    // A shrink is one size update: committed (3000 bytes) or not (all
+    // 10 000 old bytes), never a length between nor zeroed pages past the
+    // new end. SQLite relies on it: a checkpointed WAL cut to a prefix of
+    // its frames would replay old pages over the checkpointed database.
+    assert_eq!(seen, BTreeSet::from([vec![b'o'; 3000], vec![b'o'; 10_000]]));
     assert_eq!(
         read(&fs.crash_image(CrashMode::LoseUnsynced), "/d/a")
             .unwrap()

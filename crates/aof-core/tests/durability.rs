@@ -555,3 +555,179 @@ fn another_logs_index_is_refused_and_nothing_is_deleted() {
     assert_eq!(log.next_id(), 100);
     assert_eq!(log.index().log_identity().unwrap(), Some(log.log_id()));
 }
+
+/// An index that holds the removal of segment 0 back until told, or for a
+/// second at most: one `remove_prefix` stays between taking segment 0 out of
+/// the log and committing its removal while another runs.
+#[derive(Debug)]
+struct HoldingIndex {
+    inner: FileIndex,
+    /// (held, released)
+    gate: std::sync::Mutex<(bool, bool)>,
+    cv: std::sync::Condvar,
+}
+
+impl HoldingIndex {
+    fn wait_held(&self) {
+        let g = self.gate.lock().unwrap();
+        drop(self.cv.wait_while(g, |(held, _)| !*held).unwrap());
+    }
+
+    fn release(&self) {
+        self.gate.lock().unwrap().1 = true;
+        self.cv.notify_all();
+    }
+}
+
+impl aof_record::SegmentIndex for HoldingIndex {
+    fn remove_entry(&self, base_id: u64) -> aof_record::index::IndexResult<Option<aof_record::SegmentEntry>> {
+        if base_id == 0 {
+            let mut g = self.gate.lock().unwrap();
+            g.0 = true;
+            self.cv.notify_all();
+            let timeout = std::time::Duration::from_secs(1);
+            drop(
+                self.cv
+                    .wait_timeout_while(g, timeout, |(_, released)| !*released)
+                    .unwrap(),
+            );
+        }
+        self.inner.remove_entry(base_id)
+    }
+    fn add_entry(&self, e: &aof_record::SegmentEntry) -> aof_record::index::IndexResult<()> {
+        self.inner.add_entry(e)
+    }
+    fn add_entries(&self, e: &[aof_record::SegmentEntry]) -> aof_record::index::IndexResult<()> {
+        self.inner.add_entries(e)
+    }
+    fn update_entry(&self, e: &aof_record::SegmentEntry) -> aof_record::index::IndexResult<()> {
+        self.inner.update_entry(e)
+    }
+    fn get_entry(&self, b: u64) -> aof_record::index::IndexResult<Option<aof_record::SegmentEntry>> {
+        self.inner.get_entry(b)
+    }
+    fn find_segment_for_id(
+        &self,
+        id: u64,
+    ) -> aof_record::index::IndexResult<Option<aof_record::SegmentEntry>> {
+        self.inner.find_segment_for_id(id)
+    }
+    fn find_segments_for_timestamp(
+        &self,
+        s: u64,
+        e: u64,
+    ) -> aof_record::index::IndexResult<Vec<aof_record::SegmentEntry>> {
+        self.inner.find_segments_for_timestamp(s, e)
+    }
+    fn get_all_segments(&self) -> aof_record::index::IndexResult<Vec<aof_record::SegmentEntry>> {
+        self.inner.get_all_segments()
+    }
+    fn get_segments_before(&self, id: u64) -> aof_record::index::IndexResult<Vec<aof_record::SegmentEntry>> {
+        self.inner.get_segments_before(id)
+    }
+    fn get_max_last_id(&self) -> aof_record::index::IndexResult<Option<u64>> {
+        self.inner.get_max_last_id()
+    }
+    fn get_active_segment(&self) -> aof_record::index::IndexResult<Option<aof_record::SegmentEntry>> {
+        self.inner.get_active_segment()
+    }
+    fn get_latest_finalized_segment(
+        &self,
+    ) -> aof_record::index::IndexResult<Option<aof_record::SegmentEntry>> {
+        self.inner.get_latest_finalized_segment()
+    }
+    fn get_segments_for_archiving(
+        &self,
+        n: usize,
+    ) -> aof_record::index::IndexResult<Vec<aof_record::SegmentEntry>> {
+        self.inner.get_segments_for_archiving(n)
+    }
+    fn update_segment_status(
+        &self,
+        b: u64,
+        s: aof_record::SegmentStatus,
+    ) -> aof_record::index::IndexResult<()> {
+        self.inner.update_segment_status(b, s)
+    }
+    fn update_segment_tail(&self, b: u64, l: Option<u64>, s: u64) -> aof_record::index::IndexResult<()> {
+        self.inner.update_segment_tail(b, l, s)
+    }
+    fn log_identity(&self) -> aof_record::index::IndexResult<Option<aof_record::LogId>> {
+        self.inner.log_identity()
+    }
+    fn set_log_identity(&self, id: aof_record::LogId) -> aof_record::index::IndexResult<()> {
+        self.inner.set_log_identity(id)
+    }
+    fn sync(&self) -> aof_record::index::IndexResult<()> {
+        self.inner.sync()
+    }
+    fn len(&self) -> aof_record::index::IndexResult<usize> {
+        self.inner.len()
+    }
+    fn copy_to(&self, dest: &Path) -> aof_record::index::IndexResult<()> {
+        self.inner.copy_to(dest)
+    }
+}
+
+/// Found by the retention crash sweep: two removals of old segments at once
+/// (the background TTL thread beside `run_retention` or `truncate_before`)
+/// committed out of order. One took segment 0 out of the log; the other then
+/// took segment 10, committed its index removal and deleted its file, and
+/// returned. A power loss before the first committed left segment 0 indexed
+/// and on disk, segment 10 gone: a hole, ids 10..=19 missing between kept
+/// records, although the call that removed them had returned.
+#[test]
+fn concurrent_removals_of_old_segments_commit_in_order() {
+    use aof_core::testing::{CrashMode, FaultyFileSystem};
+    let fs = FaultyFileSystem::new();
+    let fs_dyn: Arc<dyn FileSystem> = Arc::new(fs.clone());
+    let index = Arc::new(HoldingIndex {
+        inner: FileIndex::open(fs_dyn.clone(), Path::new("/log/index.json")).unwrap(),
+        gate: std::sync::Mutex::new((false, false)),
+        cv: std::sync::Condvar::new(),
+    });
+    let config = AofConfig::builder()
+        .segment_size(4096)
+        .flush_strategy(FlushStrategy::Sync)
+        .pre_allocate_enabled(false)
+        .build()
+        .unwrap();
+    let mut options = AofOptions::new(config.clone());
+    options.fs = fs_dyn;
+    let log = Arc::new(Aof::open_with("/log", options, index.clone()).unwrap());
+    while log.next_id() < 40 {
+        log.append(&[7u8; 380]).unwrap();
+    }
+    let bases: Vec<u64> = log
+        .index()
+        .get_all_segments()
+        .unwrap()
+        .iter()
+        .map(|e| e.base_id)
+        .collect();
+    assert!(bases.len() >= 4 && bases[0] == 0, "{bases:?}");
+    let (second, third) = (bases[1], bases[2]);
+    // The first removal takes segment 0 out and is held before its commit.
+    let first = std::thread::spawn({
+        let log = log.clone();
+        move || log.truncate_before(second).unwrap()
+    });
+    index.wait_held();
+    // The second removes the next segment and returns.
+    let removed = log.truncate_before(third).unwrap();
+    // A power loss now: what the returned call removed must be gone, and
+    // what is left must have no hole.
+    let img = fs.crash_image(CrashMode::LoseUnsynced);
+    index.release();
+    first.join().unwrap();
+    assert!(removed <= 1);
+    let reopened = open_faulty(&img, config);
+    let (start, next) = (reopened.first_id(), reopened.next_id());
+    assert!(start >= third, "ids below {third} came back: first id {start}");
+    for id in start..next {
+        assert!(
+            reopened.read(id).unwrap().is_some(),
+            "a hole at id {id} (first {start}, next {next})"
+        );
+    }
+}

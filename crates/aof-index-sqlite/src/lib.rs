@@ -133,6 +133,12 @@
 //! ([`IndexError::UnsupportedSchemaVersion`]) — is never opened for writing.
 //! An empty or missing file gets the schema; an older version is migrated in
 //! one transaction.
+//!
+//! [`SqliteIndexOptions::vfs`] opens every connection on a SQLite VFS the
+//! embedder registered (an encrypting or in-memory one; the workspace's
+//! crash tests use one that routes SQLite's I/O through aof-core's
+//! fault-injecting file system). The VFS needs shared memory (`xShmMap`)
+//! for WAL mode; without it the open fails with [`SqliteIndexError::NoWal`].
 
 pub mod encoding;
 mod error;
@@ -176,13 +182,13 @@ pub fn read_entries(path: impl AsRef<Path>) -> IndexResult<Vec<SegmentEntry>> {
     let wal = schema::wal_path(path);
     if !wal.exists() {
         // No WAL: opened as opening checks a file, which leaves no byte changed.
-        return Ok(schema::read_existing(path, read)?.unwrap_or_default());
+        return Ok(schema::read_existing(path, None, read)?.unwrap_or_default());
     }
     // A WAL beside it (a live writer, or one that crashed): any connection
     // to it, even read-only, writes the shared-memory file. Read a private
     // copy of the database and its WAL instead, taken while neither changed.
     let copy = private_copy(path, &wal)?;
-    let result = schema::read_existing(&copy.join(INDEX_COPY), read);
+    let result = schema::read_existing(&copy.join(INDEX_COPY), None, read);
     let _ = std::fs::remove_dir_all(&copy);
     Ok(result?.unwrap_or_default())
 }
@@ -223,6 +229,29 @@ fn private_copy(db: &Path, wal: &Path) -> IndexResult<PathBuf> {
         source: std::io::Error::other("the index kept changing while it was copied for reading"),
     })
 }
+/// Opens `path` with `flags` on the VFS named `vfs` (the default one when `None`).
+pub(crate) fn open_on(path: &Path, flags: OpenFlags, vfs: Option<&str>) -> rusqlite::Result<Connection> {
+    match vfs {
+        None => Connection::open_with_flags(path, flags),
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
+    }
+}
+
+/// A `file:` URI naming `path` on the VFS `vfs`, with the characters a URI
+/// gives a meaning to escaped.
+fn vfs_uri(path: &Path, vfs: &str) -> String {
+    fn escape(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            match b {
+                b'%' | b'?' | b'#' | b'&' | b'=' | b' ' | 0x80.. => out.push_str(&format!("%{b:02X}")),
+                _ => out.push(char::from(b)),
+            }
+        }
+        out
+    }
+    format!("file:{}?vfs={}", escape(&path.to_string_lossy()), escape(vfs))
+}
 pub use sql::SEGMENT_COLUMNS;
 pub use writer::WriterStats;
 
@@ -248,6 +277,7 @@ pub struct SqliteIndexOptions {
     durable_commits: bool,
     max_batch: usize,
     auto_vacuum: bool,
+    vfs: Option<String>,
 }
 
 impl Default for SqliteIndexOptions {
@@ -261,6 +291,7 @@ impl Default for SqliteIndexOptions {
             durable_commits: false,
             max_batch: 1024,
             auto_vacuum: true,
+            vfs: None,
         }
     }
 }
@@ -330,6 +361,29 @@ impl SqliteIndexOptions {
         self
     }
 
+    /// Opens every connection on the SQLite VFS registered under `name`
+    /// (see `sqlite3_vfs_register`) instead of the default one, so that the
+    /// database, its WAL and its shared memory live wherever that VFS puts
+    /// them: an encrypting or in-memory file system, or a fault-injecting
+    /// one for crash tests. The VFS must be registered before the index is
+    /// opened; an unknown name fails the open. Default: the OS file system.
+    ///
+    /// On a named VFS the open checks only what SQLite checks (a file that
+    /// is not a database, a corrupt or a newer-schema one is still refused);
+    /// the byte-level header check that reads the file directly (and
+    /// reports [`SqliteIndexError::Truncated`]) runs on OS files only.
+    /// [`SqliteSegmentIndex::backup_to`] still writes its copy to an OS path.
+    #[must_use]
+    pub fn vfs(mut self, name: impl Into<String>) -> Self {
+        self.vfs = Some(name.into());
+        self
+    }
+
+    /// Opens `path` with `flags` on the configured VFS.
+    pub(crate) fn connect(&self, path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+        open_on(path, flags, self.vfs.as_deref())
+    }
+
     /// Applies the per-connection pragmas every connection gets.
     fn tune(&self, conn: &Connection) -> rusqlite::Result<()> {
         conn.busy_timeout(self.busy_timeout)?;
@@ -382,8 +436,8 @@ impl SqliteSegmentIndex {
     }
 
     fn open_inner(path: &Path, options: &SqliteIndexOptions) -> Res<Self> {
-        schema::check_existing(path)?;
-        let mut conn = Connection::open_with_flags(
+        schema::check_existing(path, options.vfs.as_deref())?;
+        let mut conn = options.connect(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
@@ -407,9 +461,14 @@ impl SqliteSegmentIndex {
         schema::migrate(&mut conn, path)?;
 
         let tuning = options.clone();
-        let manager = SqliteConnectionManager::file(path)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(move |c| tuning.tune(c));
+        let read_only = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let manager = match &options.vfs {
+            None => SqliteConnectionManager::file(path).with_flags(read_only),
+            // The pool opens by name only: a URI carries the VFS.
+            Some(vfs) => SqliteConnectionManager::file(vfs_uri(path, vfs))
+                .with_flags(read_only | OpenFlags::SQLITE_OPEN_URI),
+        }
+        .with_init(move |c| tuning.tune(c));
         // No minimum of idle connections: r2d2 would top it up from a
         // background thread, and a connection opened there after the index
         // is dropped would outlive the writer's and keep the WAL around.

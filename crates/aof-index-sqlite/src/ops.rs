@@ -307,7 +307,7 @@ impl SqliteSegmentIndex {
         progress: &mut dyn FnMut(BackupProgress),
     ) -> Res<BackupProgress> {
         // A connection of its own, so a long backup does not hold a pool slot.
-        let src = Connection::open_with_flags(
+        let src = self.options.connect(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;

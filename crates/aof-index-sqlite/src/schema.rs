@@ -220,27 +220,45 @@ fn table_columns(conn: &Connection, path: &Path, table: &str) -> Res<Vec<String>
 /// `-wal` and `-shm` files and leave them behind; a read-write connection
 /// (without CREATE, with `query_only`) removes them again when it closes as
 /// the last connection, and reading writes nothing to the database file.
-pub(crate) fn check_existing(path: &Path) -> Res<()> {
-    read_existing(path, |_, _| Ok(()))?;
+pub(crate) fn check_existing(path: &Path, vfs: Option<&str>) -> Res<()> {
+    read_existing(path, vfs, |_, _| Ok(()))?;
     Ok(())
 }
 
 /// Runs `read` on an existing index file, opened as [`check_existing`]
 /// does (so nothing is left changed), after checking its schema; `None`
-/// when there is no index there (no file, or an empty one).
-pub(crate) fn read_existing<T>(path: &Path, read: impl FnOnce(&Connection, u64) -> Res<T>) -> Res<Option<T>> {
-    if !check_header(path)? {
-        return Ok(None);
-    }
+/// when there is no index there (no file, or an empty one). On a named
+/// VFS, the byte-level header check is skipped (it reads OS files) and the
+/// files' existence is asked from the VFS.
+pub(crate) fn read_existing<T>(
+    path: &Path,
+    vfs: Option<&str>,
+    read: impl FnOnce(&Connection, u64) -> Res<T>,
+) -> Res<Option<T>> {
+    let wal_exists = match vfs {
+        None => {
+            if !check_header(path)? {
+                return Ok(None);
+            }
+            wal_path(path).exists()
+        }
+        Some(name) => {
+            if !vfs_exists(name, path)? {
+                return Ok(None);
+            }
+            vfs_exists(name, &wal_path(path))?
+        }
+    };
     let read_only = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = if wal_path(path).exists() {
-        Connection::open_with_flags(path, read_only)
+    let conn = if wal_exists {
+        crate::open_on(path, read_only, vfs)
     } else {
-        Connection::open_with_flags(
+        crate::open_on(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            vfs,
         )
-        .or_else(|_| Connection::open_with_flags(path, read_only))
+        .or_else(|_| crate::open_on(path, read_only, vfs))
     }
     .map_err(|e| open_error(path, e))?;
     conn.execute_batch("PRAGMA query_only = 1")
@@ -251,6 +269,39 @@ pub(crate) fn read_existing<T>(path: &Path, read: impl FnOnce(&Connection, u64) 
     });
     conn.close().map_err(|(_, e)| open_error(path, e))?;
     found
+}
+
+/// Whether `path` exists on the registered VFS `name` (its `xAccess`).
+#[allow(unsafe_code)]
+fn vfs_exists(name: &str, path: &Path) -> Res<bool> {
+    use rusqlite::ffi;
+    let unknown = || -> Failure {
+        rusqlite::Error::SqliteFailure(
+            ffi::Error::new(ffi::SQLITE_ERROR),
+            Some(format!("no SQLite VFS is registered as {name:?}")),
+        )
+        .into()
+    };
+    let bad_name = |_| not_an_index(path, "a path or VFS name holds a NUL byte");
+    let c_name = std::ffi::CString::new(name).map_err(bad_name)?;
+    let c_path = std::ffi::CString::new(path.to_string_lossy().as_bytes()).map_err(bad_name)?;
+    // SAFETY: `c_name` is a NUL-terminated string that outlives the call;
+    // sqlite3_vfs_find only reads it and returns a registered VFS or null.
+    let vfs = unsafe { ffi::sqlite3_vfs_find(c_name.as_ptr()) };
+    if vfs.is_null() {
+        return Err(unknown());
+    }
+    // SAFETY: `vfs` is non-null and points at a registered sqlite3_vfs,
+    // which SQLite keeps alive until it is unregistered.
+    let access = unsafe { (*vfs).xAccess }.ok_or_else(unknown)?;
+    let mut found: std::os::raw::c_int = 0;
+    // SAFETY: xAccess takes its own VFS, a NUL-terminated path that lives
+    // across the call, a flag, and a pointer to an int it writes.
+    let rc = unsafe { access(vfs, c_path.as_ptr(), ffi::SQLITE_ACCESS_EXISTS, &raw mut found) };
+    if rc != ffi::SQLITE_OK {
+        return Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None).into());
+    }
+    Ok(found != 0)
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`] in one transaction; checks again

@@ -394,3 +394,29 @@ fn a_damaged_log_identity_is_corrupt_metadata_and_stays() {
         assert_eq!(after, stored, "a damaged identity was overwritten");
     }
 }
+
+#[test]
+fn an_index_opens_on_a_named_vfs_and_an_unknown_vfs_is_an_error() {
+    use aof_index_sqlite::SqliteIndexOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.sqlite");
+    let err = SqliteSegmentIndex::open_with(&path, &SqliteIndexOptions::default().vfs("no-such-vfs"))
+        .expect_err("an unknown VFS was used");
+    assert!(err.to_string().contains("no-such-vfs"), "{err}");
+    assert!(!path.exists());
+    // SQLite's own Unix VFSes: "unix-dotfile" has no shared memory, so WAL
+    // mode is refused (the open really went through it); "unix-excl" keeps
+    // it in heap memory for the connections of one process.
+    let dotfile = dir.path().join("dotfile.sqlite");
+    let err = SqliteSegmentIndex::open_with(&dotfile, &SqliteIndexOptions::default().vfs("unix-dotfile"))
+        .expect_err("WAL mode without shared memory");
+    assert!(matches!(backend(&err), SqliteIndexError::NoWal { .. }), "{err:?}");
+    let options = SqliteIndexOptions::default().vfs("unix-excl");
+    let index = SqliteSegmentIndex::open_with(&path, &options).unwrap();
+    index.add_entry(&finalized(0, 99, 0, 1)).unwrap();
+    index.sync().unwrap();
+    assert_eq!(index.len().unwrap(), 1);
+    drop(index);
+    let index = SqliteSegmentIndex::open_with(&path, &options).unwrap();
+    assert_eq!(index.get_all_segments().unwrap(), vec![finalized(0, 99, 0, 1)]);
+}

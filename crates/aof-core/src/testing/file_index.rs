@@ -17,6 +17,12 @@ pub struct FileIndex {
     fs: Arc<dyn FileSystem>,
     path: PathBuf,
     mem: MemorySegmentIndex,
+    /// Held across a whole `sync`, snapshot included: two syncs at once
+    /// (retention in the background beside a caller's) would otherwise
+    /// share the temp file, and the one with the older snapshot could
+    /// rename last, bringing back an entry whose file the other's caller
+    /// had already deleted.
+    syncing: std::sync::Mutex<()>,
 }
 
 impl FileIndex {
@@ -38,7 +44,12 @@ impl FileIndex {
             })?;
             mem = MemorySegmentIndex::from_json(&data, &path)?;
         }
-        Ok(Self { fs, path, mem })
+        Ok(Self {
+            fs,
+            path,
+            mem,
+            syncing: std::sync::Mutex::new(()),
+        })
     }
 
     fn tmp(&self) -> PathBuf {
@@ -112,6 +123,10 @@ impl SegmentIndex for FileIndex {
             path: self.path.clone(),
             source,
         };
+        let _one_at_a_time = self
+            .syncing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let json = self.mem.to_json()?;
         let tmp = self.tmp();
         if self.fs.exists(&tmp).map_err(io)? {

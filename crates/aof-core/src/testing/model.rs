@@ -342,7 +342,9 @@ impl Disk {
     }
 
     /// One file's contents after a power loss: a length between the durable
-    /// and the live one (either, or a page boundary between), and for every
+    /// and the live one (either, or when the file grew a page boundary
+    /// between; a shrink commits whole or not at all, old bytes included),
+    /// and for every
     /// page that differs, the live page or the durable one (zeros past the
     /// durable end), as `chooser` says. `live` is the live image to start
     /// from (the interrupted write already applied, if any).
@@ -356,10 +358,19 @@ impl Disk {
             (a.min(b), a.max(b))
         };
         let mut lengths = vec![lo];
-        let mut b = (lo / PAGE_SIZE + 1) * PAGE_SIZE;
-        while b < hi {
-            lengths.push(b);
-            b += PAGE_SIZE;
+        // A file that grew may keep any page boundary of its growth; one
+        // that shrank (`set_len` below its durable length) has one size
+        // update to commit, the old size or the new: a journaling file
+        // system truncates atomically (ext4 and XFS finish an interrupted
+        // truncate from their orphan list), and SQLite relies on it when it
+        // truncates a checkpointed WAL (a prefix of it would replay old
+        // pages over newer ones).
+        if live.len() > durable.len() {
+            let mut b = (lo / PAGE_SIZE + 1) * PAGE_SIZE;
+            while b < hi {
+                lengths.push(b);
+                b += PAGE_SIZE;
+            }
         }
         if hi > lo {
             lengths.push(hi);
@@ -373,6 +384,12 @@ impl Disk {
             out.extend_from_slice(if keep_new { &new } else { &old });
         }
         out.truncate(len as usize);
+        if len > live.len() as u64 {
+            // The file shrank and the new size did not commit: nothing of
+            // the truncation did, the bytes past the new end are the old ones.
+            let from = live.len();
+            out[from..].copy_from_slice(&durable[from..len as usize]);
+        }
         out
     }
 }
