@@ -52,6 +52,9 @@ pub enum RaftStoreError {
         /// The last index in the log.
         last: Option<u64>,
     },
+    /// A snapshot's chunks fail their checks, or its log does not import.
+    #[error("snapshot transfer: {0}")]
+    Snapshot(#[from] aof_snapshot::SnapshotError),
     /// A snapshot does not decode.
     #[error("snapshot does not decode: {0}")]
     BadSnapshot(#[source] bincode::error::DecodeError),

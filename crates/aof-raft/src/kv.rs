@@ -1,14 +1,16 @@
 //! A small key-value state machine ([`KvStateMachine`]) for the Raft type
-//! configuration [`KvConfig`], with snapshots encoded by bincode and kept
-//! durably (the latest one) in the state machine's directory.
+//! configuration [`KvConfig`], with snapshots carried as aof-snapshot chunks
+//! (see `snapshot_log`) and the latest one kept durably in the state
+//! machine's directory.
 
 use crate::codec::{self, MAX_DECODE_BYTES};
 use crate::error::RaftStoreError;
 use crate::meta::{load_framed, store_framed};
+use crate::snapshot_log;
 use openraft::storage::RaftStateMachine;
 use openraft::{
-    AnyError, BasicNode, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder,
-    Snapshot, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+    AnyError, BasicNode, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,6 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// The file holding the latest snapshot, in the state machine's directory.
 pub const SNAPSHOT_FILE: &str = "kv-snapshot";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"AOFKVSN1";
+/// Where a received snapshot's log is imported and read (then removed).
+const INSTALL_DIR: &str = ".install";
 
 /// A write to the key-value state machine.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +58,8 @@ openraft::declare_raft_types!(
 type Nid = u64;
 type Meta = SnapshotMeta<Nid, BasicNode>;
 
-/// A snapshot as stored: its metadata and its encoded data.
+/// A snapshot as stored and sent: its metadata and its data, the framed
+/// aof-snapshot chunks of a log holding one record per pair.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: Meta,
@@ -91,10 +96,6 @@ fn lock(m: &Mutex<KvState>) -> MutexGuard<'_, KvState> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn sm_err(verb: ErrorVerb, e: &RaftStoreError) -> StorageError<Nid> {
-    StorageIOError::new(ErrorSubject::StateMachine, verb, AnyError::new(e)).into()
-}
-
 impl KvStateMachine {
     /// Opens (creating if needed) the state machine in `dir`, starting from
     /// the snapshot stored there, if any.
@@ -108,7 +109,7 @@ impl KvStateMachine {
             MAX_DECODE_BYTES as u64 + 4096,
         )? {
             let stored: StoredSnapshot = codec::decode(&body).map_err(RaftStoreError::BadSnapshot)?;
-            state.data = codec::decode(&stored.data).map_err(RaftStoreError::BadSnapshot)?;
+            state.data = snapshot_log::decode(&stored.data, &dir.join(INSTALL_DIR))?;
             state.last_applied = stored.meta.last_log_id;
             state.membership = stored.meta.last_membership.clone();
             state.current = Some(stored);
@@ -144,23 +145,24 @@ impl KvStateMachine {
 
 impl RaftSnapshotBuilder<KvConfig> for KvSnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<KvConfig>, StorageError<Nid>> {
-        let stored = {
+        let (pairs, meta, work) = {
             let mut state = lock(&self.sm.state);
-            let data = codec::encode(&state.data).map_err(|e| sm_err(ErrorVerb::Write, &e.into()))?;
             state.built += 1;
             let snapshot_id = match state.last_applied {
                 Some(l) => format!("{}-{}-{}", l.leader_id, l.index, state.built),
                 None => format!("none-{}", state.built),
             };
-            StoredSnapshot {
-                meta: SnapshotMeta {
-                    last_log_id: state.last_applied,
-                    last_membership: state.membership.clone(),
-                    snapshot_id,
-                },
-                data,
-            }
+            let meta = SnapshotMeta {
+                last_log_id: state.last_applied,
+                last_membership: state.membership.clone(),
+                snapshot_id,
+            };
+            let work = self.sm.dir.join(format!(".build-{}", state.built));
+            (state.data.clone(), meta, work)
         };
+        let data = snapshot_log::encode(&pairs, &work)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
+        let stored = StoredSnapshot { meta, data };
         self.sm
             .keep(&stored)
             .map_err(|e| StorageIOError::write_snapshot(Some(stored.meta.signature()), AnyError::new(&e)))?;
@@ -226,12 +228,8 @@ impl RaftStateMachine<KvConfig> for KvStateMachine {
             meta: meta.clone(),
             data: snapshot.into_inner(),
         };
-        let data: BTreeMap<String, String> = codec::decode(&stored.data).map_err(|e| {
-            StorageIOError::read_snapshot(
-                Some(meta.signature()),
-                AnyError::new(&RaftStoreError::BadSnapshot(e)),
-            )
-        })?;
+        let data = snapshot_log::decode(&stored.data, &self.dir.join(INSTALL_DIR))
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
         self.keep(&stored)
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
         let mut state = lock(&self.state);

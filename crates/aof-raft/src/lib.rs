@@ -8,8 +8,12 @@
 //! and the purge marker live in a small checksummed file beside the log,
 //! replaced atomically.
 //!
-//! [`KvStateMachine`] is a small key-value state machine for [`KvConfig`],
-//! with snapshots encoded by bincode and kept durably in its directory.
+//! [`KvStateMachine`] is a small key-value state machine for [`KvConfig`].
+//! Its snapshots travel as `aof-snapshot` chunks: the pairs are written to a
+//! fresh aof log (one bincode record each), exported as framed chunks
+//! (CRC-64 per frame, SHA-256 per file and overall), and on the receiver
+//! imported (verified, staged, installed by one rename) and read back. The
+//! latest snapshot is kept durably in the state machine's directory.
 //!
 //! # Example
 //!
@@ -35,6 +39,7 @@ mod error;
 mod kv;
 mod log_store;
 mod meta;
+mod snapshot_log;
 
 pub use codec::MAX_DECODE_BYTES;
 pub use error::RaftStoreError;
