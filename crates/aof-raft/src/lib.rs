@@ -1,4 +1,4 @@
-//! aof as [openraft](openraft)'s log storage.
+//! aof as [openraft]'s log storage.
 //!
 //! [`AofLogStore`] implements openraft's `RaftLogStorage` (feature
 //! `storage-v2`) on an aof log: each Raft entry is one aof record; `append`

@@ -53,9 +53,9 @@ pub use aof_flush as flush;
 pub use aof_index_mdbx as index_mdbx;
 #[cfg(feature = "sqlite")]
 pub use aof_index_sqlite as index_sqlite;
-pub use aof_record as format;
 #[cfg(feature = "raft")]
 pub use aof_raft as raft;
+pub use aof_record as format;
 #[cfg(feature = "snapshot")]
 pub use aof_snapshot as snapshot;
 
