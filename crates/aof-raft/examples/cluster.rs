@@ -114,6 +114,7 @@ struct Cluster {
     router: Router,
     config: Arc<Config>,
     state_machines: BTreeMap<Nid, KvStateMachine>,
+    stores: BTreeMap<Nid, AofLogStore<KvConfig>>,
 }
 
 impl Cluster {
@@ -123,6 +124,7 @@ impl Cluster {
         let store = AofLogStore::<KvConfig>::open(dir.join("raft"))?;
         let sm = KvStateMachine::open(dir.join("sm"))?;
         self.state_machines.insert(id, sm.clone());
+        self.stores.insert(id, store.clone());
         let raft = Raft::new(id, self.config.clone(), self.router.clone(), store, sm).await?;
         self.router.nodes.lock().unwrap().insert(id, raft.clone());
         Ok(raft)
@@ -138,6 +140,7 @@ impl Cluster {
             .ok_or("no such node")?;
         raft.shutdown().await?;
         self.state_machines.remove(&id);
+        self.stores.remove(&id);
         Ok(())
     }
 
@@ -194,6 +197,7 @@ pub async fn main() -> Result<(), Error> {
         router: Router::default(),
         config: Arc::new(config.validate()?),
         state_machines: BTreeMap::new(),
+        stores: BTreeMap::new(),
     };
 
     for id in 1..=3 {
@@ -255,8 +259,23 @@ pub async fn main() -> Result<(), Error> {
 
     cluster.start(first).await?;
     println!("node {first} restarted from its directory");
-    write(&leader, 300, 400).await?;
-    println!("100 more writes through node {second}");
+    // Concurrent writes: the leader's appends in flight share fsyncs.
+    let flushes = cluster.stores[&second].aof().flush_metrics();
+    let before = (flushes.successful_flushes(), flushes.records_flushed());
+    let writers: Vec<_> = (0..20u64)
+        .map(|w| {
+            let leader = leader.clone();
+            tokio::spawn(async move { write(&leader, 300 + w * 5, 305 + w * 5).await })
+        })
+        .collect();
+    for w in writers {
+        w.await??;
+    }
+    println!(
+        "100 more writes through node {second} from 20 concurrent clients: {} entries in {} fsyncs on the leader",
+        flushes.records_flushed() - before.1,
+        flushes.successful_flushes() - before.0
+    );
 
     let last = leader.metrics().borrow().last_log_index;
     let running: BTreeSet<Nid> = cluster.router.nodes.lock().unwrap().keys().copied().collect();
