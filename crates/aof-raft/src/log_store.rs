@@ -243,18 +243,26 @@ where
         let payloads = entries.iter().map(codec::encode).collect::<Result<Vec<_>, _>>()?;
         let last = entries.last().expect("not empty").get_log_id().clone();
         let aof = self.inner.aof.clone();
+        let count = payloads.len() as u64;
+        let next_before = aof.next_id();
         let mut durable = Box::pin(async move { aof.append_batch_durable(&payloads).await });
         // The first poll appends the records (in order, before any later
         // append or truncate of this store) and asks the syncer thread for
-        // an fsync; only the wait for it is left to a task.
+        // an fsync; only the wait for it is left to a task. (aof-core's
+        // `append_batch_durable` appends before its first await; an engine
+        // call returning the ids and a durability future would say so.)
         let first_poll = durable.as_mut().poll(&mut Context::from_waker(Waker::noop()));
-        let outcome = match first_poll {
-            Poll::Ready(Err(e)) => return Err(e.into()),
-            Poll::Ready(Ok(_)) => AppendOutcome::Done,
-            Poll::Pending => AppendOutcome::Pending(Box::pin(async move { durable.await.map(|_| ()) })),
-        };
-        lock(&self.inner.state).last = Some(last);
-        Ok(outcome)
+        if self.inner.aof.next_id() >= next_before + count {
+            // Written, even if the fsync then failed: the log's end moved.
+            lock(&self.inner.state).last = Some(last);
+        }
+        match first_poll {
+            Poll::Ready(Err(e)) => Err(e.into()),
+            Poll::Ready(Ok(_)) => Ok(AppendOutcome::Done),
+            Poll::Pending => Ok(AppendOutcome::Pending(Box::pin(async move {
+                durable.await.map(|_| ())
+            }))),
+        }
     }
 
     async fn truncate_since(&mut self, index: u64) -> Result<(), RaftStoreError> {
