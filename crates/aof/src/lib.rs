@@ -15,6 +15,7 @@
 //! | `archive_fs` | `aof-archive-fs` | archive storage in a directory (feature `archive-fs`) |
 //! | `archive_s3` | `aof-archive-s3` | archive storage on S3-compatible object storage (feature `archive-s3`) |
 //! | `snapshot` | `aof-snapshot` | consistent snapshots as checksummed chunks, and their import (feature `snapshot`, on by default) |
+//! | `raft` | `aof-raft` | aof as openraft's log storage, and a key-value state machine (feature `raft`) |
 //!
 //! # Example
 //!
@@ -52,6 +53,8 @@ pub use aof_flush as flush;
 pub use aof_index_mdbx as index_mdbx;
 #[cfg(feature = "sqlite")]
 pub use aof_index_sqlite as index_sqlite;
+#[cfg(feature = "raft")]
+pub use aof_raft as raft;
 pub use aof_record as format;
 #[cfg(feature = "snapshot")]
 pub use aof_snapshot as snapshot;
