@@ -297,38 +297,24 @@ impl Aof {
     pub async fn append_batch_durable<P: AsRef<[u8]>>(&self, payloads: &[P]) -> AofResult<Range<u64>> {
         let range = self.append_records(payloads, false, false)?;
         if let Some(last) = range.end.checked_sub(1).filter(|_| !range.is_empty()) {
-            self.wait_durable(last).await?;
+            wait_durable(self.shared.clone(), last).await?;
         }
         Ok(range)
     }
 
-    /// Waits, without blocking the thread, until record `id` is durable.
-    async fn wait_durable(&self, id: u64) -> AofResult<()> {
-        let shared = &self.shared;
-        loop {
-            let notified = shared.durable.notify().notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if shared.durable.next() > id {
-                return Ok(());
-            }
-            if shared.is_poisoned() {
-                return Err(AofError::Poisoned);
-            }
-            if shared.is_closed() {
-                return Err(AofError::Closed);
-            }
-            let next = shared.appended_next.load(Ordering::Acquire);
-            if next <= id {
-                return Err(AofError::OutOfRange {
-                    id,
-                    first: shared.first_id.load(Ordering::Acquire),
-                    next,
-                });
-            }
-            shared.request_sync();
-            notified.await;
-        }
+    /// A future that resolves once record `id` is durable, asking the log's
+    /// syncer thread for an fdatasync if none is under way. It borrows
+    /// nothing, so it can be moved to another task: append with
+    /// [`Aof::append_batch`] (which fixes the records' order at once) and
+    /// hand the wait to whoever must learn of durability, as a Raft log store
+    /// does with its flush callback. One fdatasync serves every waiter whose
+    /// record was appended before it starts.
+    ///
+    /// Fails as [`Aof::append_durable`] does: [`AofError::Poisoned`],
+    /// [`AofError::Closed`], or [`AofError::OutOfRange`] if the record was
+    /// never appended or `truncate_after` removed it first.
+    pub fn wait_durable(&self, id: u64) -> impl Future<Output = AofResult<()>> + Send + 'static {
+        wait_durable(self.shared.clone(), id)
     }
 
     /// Appends `payloads`; with `sync`, makes them durable as the flush
@@ -625,6 +611,34 @@ impl Aof {
             let _ = shared.fs.remove_file(&p);
         }
         result
+    }
+}
+
+/// Waits, without blocking the thread, until record `id` is durable.
+async fn wait_durable(shared: Arc<Shared>, id: u64) -> AofResult<()> {
+    loop {
+        let notified = shared.durable.notify().notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if shared.durable.next() > id {
+            return Ok(());
+        }
+        if shared.is_poisoned() {
+            return Err(AofError::Poisoned);
+        }
+        if shared.is_closed() {
+            return Err(AofError::Closed);
+        }
+        let next = shared.appended_next.load(Ordering::Acquire);
+        if next <= id {
+            return Err(AofError::OutOfRange {
+                id,
+                first: shared.first_id.load(Ordering::Acquire),
+                next,
+            });
+        }
+        shared.request_sync();
+        notified.await;
     }
 }
 

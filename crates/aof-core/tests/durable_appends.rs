@@ -138,3 +138,58 @@ async fn durable_appends_beside_plain_appends_on_real_files() {
     assert_eq!(plain.join().unwrap(), 200);
     assert_eq!(log.durable_id(), Some(999));
 }
+
+/// `Aof::wait_durable`: append now, wait elsewhere. Waits for ids appended
+/// one after another, handed to spawned tasks, resolve only once the
+/// record is durable, and a power loss after they resolve keeps each one;
+/// a wait for an id never appended fails at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_handed_to_other_tasks_resolve_once_durable() {
+    let fs = FaultyFileSystem::new();
+    let dyn_fs: Arc<dyn FileSystem> = Arc::new(fs.clone());
+    let dir = std::path::Path::new("/log");
+    let log = Arc::new(open_on(dyn_fs, dir, config(FlushStrategy::Async)));
+    let mut waits = Vec::new();
+    for i in 0..200u64 {
+        let id = log.append(format!("record {i}").as_bytes()).unwrap();
+        let wait = log.wait_durable(id);
+        let log = log.clone();
+        waits.push(tokio::spawn(async move {
+            wait.await.unwrap();
+            assert!(
+                log.durable_id().is_some_and(|d| d >= id),
+                "{id} resolved before durable"
+            );
+            id
+        }));
+    }
+    let mut resolved = Vec::new();
+    for w in waits {
+        resolved.push(w.await.unwrap());
+    }
+    assert_eq!(resolved, (0..200).collect::<Vec<_>>());
+    let fsyncs = log.flush_metrics().successful_flushes();
+    assert!(fsyncs < 200, "{fsyncs} fsyncs for 200 waits: none was shared");
+
+    let beyond = log.next_id() + 5;
+    match log.wait_durable(beyond).await {
+        Err(AofError::OutOfRange { id, .. }) => assert_eq!(id, beyond),
+        other => panic!("a wait for an id never appended gave {other:?}"),
+    }
+
+    for seed in 0..4 {
+        let image = fs.crash_image(aof_core::testing::CrashMode::Writeback { seed });
+        let dyn_image: Arc<dyn FileSystem> = Arc::new(image);
+        let reopened = open_on(dyn_image, dir, config(FlushStrategy::Async));
+        assert!(
+            reopened.next_id() >= 200,
+            "a power loss lost records whose wait had resolved"
+        );
+        for i in 0..200u64 {
+            assert_eq!(
+                reopened.read(i).unwrap().unwrap().as_ref(),
+                format!("record {i}").as_bytes()
+            );
+        }
+    }
+}

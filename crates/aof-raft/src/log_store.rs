@@ -26,7 +26,6 @@ use std::future::Future;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
 
 /// The name of the aof log's directory inside the store directory.
 pub const LOG_DIR: &str = "log";
@@ -242,27 +241,19 @@ where
         }
         let payloads = entries.iter().map(codec::encode).collect::<Result<Vec<_>, _>>()?;
         let last = entries.last().expect("not empty").get_log_id().clone();
-        let aof = self.inner.aof.clone();
-        let count = payloads.len() as u64;
-        let next_before = aof.next_id();
-        let mut durable = Box::pin(async move { aof.append_batch_durable(&payloads).await });
-        // The first poll appends the records (in order, before any later
-        // append or truncate of this store) and asks the syncer thread for
-        // an fsync; only the wait for it is left to a task. (aof-core's
-        // `append_batch_durable` appends before its first await; an engine
-        // call returning the ids and a durability future would say so.)
-        let first_poll = durable.as_mut().poll(&mut Context::from_waker(Waker::noop()));
-        if self.inner.aof.next_id() >= next_before + count {
-            // Written, even if the fsync then failed: the log's end moved.
+        // The records take their place in the log now, before any later
+        // append or truncate of this store; only the wait for their fsync
+        // is left to the caller. Appends in flight share the syncer's
+        // fdatasyncs (group commit).
+        let next_before = self.inner.aof.next_id();
+        let appended = self.inner.aof.append_batch(&payloads);
+        if self.inner.aof.next_id() >= next_before + payloads.len() as u64 {
+            // Written, even if the call then failed: the log's end moved.
             lock(&self.inner.state).last = Some(last);
         }
-        match first_poll {
-            Poll::Ready(Err(e)) => Err(e.into()),
-            Poll::Ready(Ok(_)) => Ok(AppendOutcome::Done),
-            Poll::Pending => Ok(AppendOutcome::Pending(Box::pin(async move {
-                durable.await.map(|_| ())
-            }))),
-        }
+        let ids = appended?;
+        let durable = self.inner.aof.wait_durable(ids.end - 1);
+        Ok(AppendOutcome::Pending(Box::pin(durable)))
     }
 
     async fn truncate_since(&mut self, index: u64) -> Result<(), RaftStoreError> {
@@ -317,7 +308,7 @@ where
 
 /// What an append left to do.
 enum AppendOutcome {
-    /// The entries are durable.
+    /// Nothing to append.
     Done,
     /// The entries are written; this resolves once they are durable.
     Pending(std::pin::Pin<Box<dyn Future<Output = aof_record::AofResult<()>> + Send>>),
