@@ -6,8 +6,9 @@
 //!
 //! Every append round ends when its records are durable: the timed region
 //! includes the final `flush_blocking` (a no-op for Sync), and the
-//! `write()` baseline ends with one `fdatasync`, so neither side stops the
-//! clock with bytes still in flight.
+//! `write()` baseline (which rolls over to a new file every 64 MiB, as the
+//! engine does) ends with an `fdatasync` of each file, so neither side stops
+//! the clock with bytes still in flight.
 
 use crate::Res;
 use crate::measure::{Lane, Round, alternate, nanos, repeat, threads};
@@ -78,7 +79,7 @@ fn strategy_name(s: FlushStrategy) -> String {
 
 fn config(strategy: FlushStrategy) -> Res<AofConfig> {
     Ok(AofConfig::builder()
-        .segment_size(64 << 20)
+        .segment_size(SEGMENT_SIZE)
         .flush_strategy(strategy)
         .build()?)
 }
@@ -204,25 +205,38 @@ fn per_fsync() -> f64 {
     units as f64 / fsyncs.max(1) as f64
 }
 
+/// Size of the engine's segments, and of the files the `write()` baseline
+/// rolls over to.
+const SEGMENT_SIZE: u64 = 64 << 20;
+
 /// A plain loop of one `write()` per record of the same bytes (header +
-/// payload), then one `fdatasync`.
+/// payload), rolling over to a new file when the next record would pass
+/// [`SEGMENT_SIZE`], as the engine does; then one `fdatasync` per file, so
+/// the round ends with every byte durable, as the engine's does.
 fn write_round(dir: &Path, size: usize, run: Duration) -> Res<Round> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join("baseline-write");
-    let mut f = File::create(&path)?;
+    scratch::fresh_dir(dir)?;
     let record = vec![0x5au8; size + RECORD_HEADER_SIZE];
     let start = Instant::now();
+    let mut files = vec![File::create(dir.join("baseline-write-0"))?];
+    let mut in_file = 0u64;
     let mut n = 0u64;
     while start.elapsed() < run {
         for _ in 0..64 {
-            f.write_all(&record)?;
+            if in_file + record.len() as u64 > SEGMENT_SIZE {
+                files.push(File::create(dir.join(format!("baseline-write-{}", files.len())))?);
+                in_file = 0;
+            }
+            files.last_mut().ok_or("no baseline file")?.write_all(&record)?;
+            in_file += record.len() as u64;
         }
         n += 64;
     }
-    f.sync_data()?;
+    for f in &files {
+        f.sync_data()?;
+    }
     let elapsed = start.elapsed();
-    drop(f);
-    scratch::remove_file(&path)?;
+    drop(files);
+    scratch::remove_dir(dir)?;
     Ok(Round::whole(n, elapsed))
 }
 
@@ -306,14 +320,14 @@ pub fn run(scratch_dir: &Path, budget: EngineBudget, progress: &Progress) -> Res
             FlushStrategy::Batched(100),
         ] {
             progress.case(&format!(
-                "engine: {}, {size} B, beside write",
+                "engine: {}, {size} B, beside write with rollover",
                 strategy_name(strategy)
             ));
             let p = alternate(
                 budget.rounds,
                 0,
                 &mut || engine_round(&dir, strategy, size, 1, run),
-                &mut || write_round(&base_dir, size, run),
+                &mut || write_round(&base_dir.join("write"), size, run),
             )?;
             let r = row(strategy, p.subject).baseline(p.baseline.rate, p.ratio);
             rows.push(match strategy {

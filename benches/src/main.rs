@@ -149,7 +149,7 @@ fn run(
             "baselines on the same disk in the same run, in alternating rounds: one write() per record of the"
         );
         println!(
-            "same bytes, then one fdatasync (Async, Batched), write+fdatasync per record on a pre-allocated file"
+            "same bytes, rolling over to a new file every 64 MiB, then an fdatasync per file (Async, Batched), write+fdatasync per record on a pre-allocated file"
         );
         println!(
             "(Sync); every round ends when its records are durable. open_after_crash: p50 = open time in µs,"

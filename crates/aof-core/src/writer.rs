@@ -52,6 +52,11 @@ pub(crate) struct Writer {
     pub(crate) truncations: u64,
 }
 
+/// Bytes of a segment written between two writeback starts (see
+/// [`FileHandle::start_writeback`]): large enough to cost one syscall per
+/// many records, small enough that a seal's sync finds little left to write.
+const WRITEBACK_CHUNK: u64 = 4 << 20;
+
 /// The segment appends go to.
 pub(crate) struct ActiveSegment {
     pub(crate) base_id: u64,
@@ -178,8 +183,21 @@ impl Writer {
             .write_all_at(&self.buf, self.seg.written)
             .map_err(|e| AofError::io(&self.seg.path, e))?;
         self.seg.crc.update(&self.buf);
+        let before = self.seg.written;
         self.seg.written += self.buf.len() as u64;
         self.buf.clear();
+        // Each full chunk goes to the device as soon as it is complete, so
+        // a sync (the seal's above all) waits for the last chunk only.
+        let (from, to) = (
+            before / WRITEBACK_CHUNK * WRITEBACK_CHUNK,
+            self.seg.written / WRITEBACK_CHUNK * WRITEBACK_CHUNK,
+        );
+        if to > from {
+            self.seg
+                .file
+                .start_writeback(from, to - from)
+                .map_err(|e| AofError::io(&self.seg.path, e))?;
+        }
         Ok(())
     }
 
