@@ -15,7 +15,9 @@
 use aof_core::testing::{
     CrashMode, CrashPoints, FaultyFileSystem, FileIndex, OpCounting, OpKind, Sweep, SweepReport,
 };
-use aof_core::{Aof, AofError, AofOptions, FileSystem, TimeSource, entries_from_files};
+use aof_core::{
+    Aof, AofError, AofOptions, EncryptionKey, FileSystem, KeyRing, TimeSource, entries_from_files,
+};
 use aof_record::{AofConfig, FlushStrategy};
 use std::path::Path;
 use std::sync::Arc;
@@ -47,10 +49,40 @@ fn config(strategy: FlushStrategy, segment_size: u64) -> AofConfig {
 }
 
 fn open(fs: Arc<dyn FileSystem>, strategy: FlushStrategy, segment_size: u64) -> Result<Aof, AofError> {
+    open_variant(fs, strategy, segment_size, Variant::Plain)
+}
+
+/// What the log is opened with, besides its flush strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// Payloads stored as given.
+    Plain,
+    /// Payloads compressed (when it saves bytes) and encrypted.
+    Codec,
+}
+
+fn open_variant(
+    fs: Arc<dyn FileSystem>,
+    strategy: FlushStrategy,
+    segment_size: u64,
+    variant: Variant,
+) -> Result<Aof, AofError> {
     let index = FileIndex::open(fs.clone(), Path::new(DIR).join("index.json"))?;
-    let mut options = AofOptions::new(config(strategy, segment_size));
+    let mut config = config(strategy, segment_size);
+    if variant == Variant::Codec {
+        config = config
+            .to_builder()
+            .enable_compression(true)
+            .compression_min_size(32)
+            .enable_encryption(true)
+            .build()?;
+    }
+    let mut options = AofOptions::new(config);
     options.fs = fs;
     options.time = Arc::new(StepClock::default());
+    if variant == Variant::Codec {
+        options.keys = Some(Arc::new(KeyRing::new(EncryptionKey::new(3, [0x5c; 32]))));
+    }
     Aof::open_with(DIR, options, Arc::new(index))
 }
 
@@ -72,6 +104,54 @@ struct Outcome {
 
 fn workload(fs: Arc<dyn FileSystem>, strategy: FlushStrategy, records: u64) -> Outcome {
     workload_with(fs, strategy, SMALL, records, Some(16))
+}
+
+/// Async durable appends on an Async log: records made durable by
+/// `append_durable`, and by `append` followed by `wait_durable`, each counted
+/// durable only once its future resolved. The syncer thread's fsyncs race
+/// the appender, as in use.
+fn durable_appends_workload(fs: Arc<dyn FileSystem>, records: u64) -> Outcome {
+    let mut out = Outcome::default();
+    let Ok(log) = open(fs, FlushStrategy::Async, SMALL) else {
+        return out;
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return out;
+    };
+    rt.block_on(async {
+        for i in 0..records {
+            out.attempted = i + 1;
+            let done = if i % 3 == 2 {
+                match log.append(&payload(i)) {
+                    Ok(id) => log.wait_durable(id).await.map(|()| id),
+                    Err(e) => Err(e),
+                }
+            } else {
+                log.append_durable(&payload(i)).await
+            };
+            match done {
+                Ok(id) if id == i => out.durable = i + 1,
+                _ => return,
+            }
+        }
+    });
+    out
+}
+
+/// Sync appends of compressed, encrypted records.
+fn codec_workload(fs: Arc<dyn FileSystem>, records: u64) -> Outcome {
+    let mut out = Outcome::default();
+    let Ok(log) = open_variant(fs, FlushStrategy::Sync, SMALL, Variant::Codec) else {
+        return out;
+    };
+    for i in 0..records {
+        out.attempted = i + 1;
+        if log.append(&payload(i)).is_err() {
+            return out;
+        }
+        out.durable = i + 1;
+    }
+    out
 }
 
 /// Appends `records` records to a new log, flushing every `flush_every`
@@ -116,8 +196,13 @@ fn workload_with(
 
 /// Reopens `img` and checks it (see the module docs).
 fn check(img: &FaultyFileSystem, out: &Outcome) -> Result<(), String> {
+    check_variant(img, out, Variant::Plain)
+}
+
+fn check_variant(img: &FaultyFileSystem, out: &Outcome, variant: Variant) -> Result<(), String> {
     let fs: Arc<dyn FileSystem> = Arc::new(img.clone());
-    let log = open(fs, FlushStrategy::Sync, SMALL).map_err(|e| format!("reopen needs a human: {e}"))?;
+    let log = open_variant(fs, FlushStrategy::Sync, SMALL, variant)
+        .map_err(|e| format!("reopen needs a human: {e}"))?;
     let next = log.next_id();
     if next < out.durable {
         return Err(format!(
@@ -229,6 +314,41 @@ fn other_strategies_at_seeded_crash_points() {
         summary(&format!("{strategy:?}, 60 seeded ops"), &report);
         report.assert_clean();
     }
+}
+
+/// Async durable appends (`append_durable`, `append` + `wait_durable`), the
+/// syncer thread doing the fsyncs: seeded crash points.
+#[test]
+fn durable_appends_at_seeded_crash_points() {
+    let report = Sweep::new(&FaultyFileSystem::new())
+        .counting(OpCounting::All)
+        .points(CrashPoints::Sample { seed: 11, count: 80 })
+        .modes(modes())
+        .writeback_seeds(0..seeds())
+        .run(
+            |fs| durable_appends_workload(fs, 40),
+            |img, out, _case| check(img, out),
+        );
+    summary("append_durable / wait_durable (Async), 80 seeded ops", &report);
+    assert!(report.points > 40, "{} points", report.points);
+    report.assert_clean();
+}
+
+/// Compressed and encrypted records, Sync: a crash at every operation.
+#[test]
+fn codec_crash_at_every_operation() {
+    let report = Sweep::new(&FaultyFileSystem::new())
+        .counting(OpCounting::All)
+        .points(CrashPoints::Every)
+        .modes(modes())
+        .writeback_seeds(0..seeds())
+        .run(
+            |fs| codec_workload(fs, 30),
+            |img, out, _case| check_variant(img, out, Variant::Codec),
+        );
+    summary("compressed + encrypted (Sync), every op", &report);
+    assert!(report.points > 100, "{} points", report.points);
+    report.assert_clean();
 }
 
 /// A crash during recovery, then recovery again: crash images are reopened
