@@ -393,7 +393,10 @@ pub fn run(scratch_dir: &Path, budget: EngineBudget, progress: &Progress) -> Res
     progress.case("engine: Sync, 64 B, recovery-point checkpoints beside none");
     out.push(checkpoint_cost(&dir, budget)?);
     progress.case(&format!("engine: open after crash, {} segments", budget.segments));
-    out.extend(open_after_crash(&scratch_dir.join("crash"), budget.segments)?);
+    out.extend(crate::crash_open::run(
+        &scratch_dir.join("crash"),
+        budget.segments,
+    )?);
     Ok(out)
 }
 
@@ -421,97 +424,4 @@ fn checkpoint_cost(dir: &Path, budget: EngineBudget) -> Res<BenchResult> {
             .baseline(p.baseline.rate, p.ratio)
             .target("≥ 0.9 × no checkpoint", p.ratio >= 0.9),
     )
-}
-
-/// Builds a log of `segments` segments and tears its active segment's tail
-/// as a crash would; then times `Aof::open` (index + active-segment scan)
-/// against `Aof::open` of a copy without its index, rebuilt by scanning
-/// every segment (`rebuild_index`). Both include opening the SQLite index.
-pub fn open_after_crash(dir: &Path, segments: usize) -> Res<Vec<BenchResult>> {
-    scratch::remove_dir(dir)?;
-    // 64 KiB segments: a thousandth of the default size, so that building
-    // 10,000 of them stays quick, yet big enough that a rebuild scans data.
-    let config = AofConfig::builder()
-        .segment_size(64 * 1024)
-        .flush_strategy(FlushStrategy::Async)
-        .pre_allocate_enabled(false)
-        .build()?;
-    let payload = vec![7u8; 4000];
-    {
-        let log = aof::open(dir, config.clone())?;
-        let batch = vec![payload.as_slice(); 64];
-        while (log.performance_metrics().segments_finalized() as usize) < segments {
-            log.append_batch(&batch)?;
-        }
-        log.close_blocking()?;
-    }
-    // The crash: a half-written record at the end of the active segment.
-    let mut segment_files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.path().extension().is_some_and(|x| x == "seg") {
-            segment_files.push(entry);
-        }
-    }
-    let active = segment_files
-        .iter()
-        .map(std::fs::DirEntry::path)
-        .max()
-        .ok_or("the log has no segment file")?;
-    let mut f = std::fs::OpenOptions::new().append(true).open(&active)?;
-    f.write_all(&[0xEE; 100])?;
-    drop(f);
-
-    // The same crashed log without its index, for the rebuild.
-    let rebuild_dir = dir.with_extension("rebuild");
-    scratch::fresh_dir(&rebuild_dir)?;
-    for entry in &segment_files {
-        std::fs::copy(entry.path(), rebuild_dir.join(entry.file_name()))?;
-    }
-
-    let t = Instant::now();
-    let log = aof::open(dir, config.clone())?;
-    let open_time = t.elapsed();
-    let next = log.next_id();
-    log.close_blocking()?;
-
-    let mut options = aof::AofOptions::new(config);
-    options.rebuild_index = true;
-    let t = Instant::now();
-    let log = aof::open_with(&rebuild_dir, options)?;
-    let rebuild_time = t.elapsed();
-    let n = log.index().len()?;
-    let rebuilt_next = log.next_id();
-    log.close_blocking()?;
-    scratch::remove_dir(&rebuild_dir)?;
-    scratch::remove_dir(dir)?;
-    if rebuilt_next != next {
-        return Err(format!("the rebuilt log ends at {rebuilt_next}, the indexed one at {next}").into());
-    }
-    if n < segments || next == 0 {
-        return Err(
-            format!("the crashed log holds {n} segments and {next} ids; wanted {segments} segments").into(),
-        );
-    }
-    let open_rate = 1.0 / open_time.as_secs_f64();
-    let rebuild_rate = 1.0 / rebuild_time.as_secs_f64();
-    let speedup = open_rate / rebuild_rate;
-    Ok(vec![
-        BenchResult::new(
-            format!("open_after_crash_{n}_segments"),
-            payload.len(),
-            open_rate,
-            0.0,
-        )
-        .latency(Some(open_time.as_secs_f64() * 1e6), None)
-        .baseline(rebuild_rate, speedup)
-        .target("≥ 50 × faster than rebuild", speedup >= 50.0),
-        BenchResult::new(
-            format!("baseline_rebuild_by_scan_{n}_segments"),
-            payload.len(),
-            rebuild_rate,
-            0.0,
-        )
-        .latency(Some(rebuild_time.as_secs_f64() * 1e6), None),
-    ])
 }

@@ -33,6 +33,7 @@
 //! ```
 
 pub mod compare;
+pub mod crash_open;
 pub mod engine;
 pub mod measure;
 pub mod payloads;
