@@ -1,6 +1,7 @@
 //! The log's background threads: the flusher (Batched / Periodic
 //! strategies), the syncer (the fsync rounds of async durable appends), the
-//! pre-allocator of the next segment file, TTL retention, and the archiver
+//! sealer of full segments (`seal.rs`), the pre-allocator of the next
+//! segment file, TTL retention, and the archiver
 //! (its work is in [`crate::archiver`]). Each sleeps on [`Shared::wake_cv`]
 //! (the syncer on its own `sync_cv`) and stops when
 //! [`crate::shared::Wake::stop`] is set.
@@ -29,6 +30,10 @@ pub(crate) fn start(shared: &Arc<Shared>) -> AofResult<Vec<JoinHandle<()>>> {
         let s = shared.clone();
         threads.push(spawn("aof-syncer", move || syncer_loop(&s))?);
     }
+    if !shared.read_only {
+        let s = shared.clone();
+        threads.push(spawn("aof-sealer", move || s.sealer_loop())?);
+    }
     if shared.config.pre_allocate_enabled() {
         let s = shared.clone();
         threads.push(spawn("aof-preallocator", move || preallocator_loop(&s))?);
@@ -52,6 +57,7 @@ pub(crate) fn stop(shared: &Shared, threads: &mut Vec<JoinHandle<()>>) {
         shared.wake_cv.notify_all();
         shared.sync_cv.notify_all();
     }
+    shared.stop_sealer();
     shared.durable.wake();
     for t in threads.drain(..) {
         let _ = t.join();

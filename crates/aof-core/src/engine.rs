@@ -184,6 +184,7 @@ impl Aof {
         }
         let cache = SegmentCache::new(slots, options.config.segment_cache_size());
         let first_id = cache.first_base().unwrap_or(recovered.writer.seg.base_id);
+        let sealed_next = recovered.writer.seg.base_id;
         let shared = Arc::new(Shared {
             dir,
             config: options.config.clone(),
@@ -220,6 +221,9 @@ impl Aof {
                 .archive_retry_backoff
                 .max(std::time::Duration::from_millis(1)),
             removing: Mutex::new(()),
+            sealing: Mutex::default(),
+            sealing_cv: Condvar::new(),
+            sealed_next: AtomicU64::new(sealed_next),
             _lock: lock,
         });
         Counters::add(&shared.counters.torn_tails_cut, recovered.torn_tails_cut);
@@ -593,6 +597,7 @@ impl Aof {
             return Ok(());
         }
         let result = (|| {
+            shared.finish_sealing()?;
             if shared.is_poisoned() {
                 return Err(AofError::Poisoned);
             }

@@ -53,6 +53,7 @@ mod options;
 mod reader;
 pub mod recovery;
 mod refresh;
+mod seal;
 pub mod segment;
 mod shared;
 mod snapshot_view;

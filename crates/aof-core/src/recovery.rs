@@ -15,6 +15,7 @@
 //! | segment files below the first indexed segment | deleted: the index committed their removal |
 //! | segment files after an unsealed active segment | moved to `lost+found/`, each named in a warning |
 //! | active segment (per index) that has a footer | finalize completed in the index (crash after sealing, before the index commit) |
+//! | active segment (per index) whose footer does not match its data | read as the active segment: a seal interrupted before its sync; the footer and anything unsynced are a torn tail |
 //! | segment file continuing the sequence, not in the index | adopted (crash before the index commit of a new segment) |
 //! | finalized segment whose file is missing | [`AofError::MissingSegment`] |
 //! | archived segment whose local file remains (a crash after the index commit) | the file deleted |
@@ -371,10 +372,27 @@ pub(crate) fn recover(
                 actual: header.base_id,
             });
         }
-        if has_footer(&data) {
+        let sealed = if has_footer(&data) {
+            // A seal job the crash interrupted may have left a footer whose
+            // page reached the disk before some data page did: then the
+            // segment is read as the active one below, and what its footer
+            // claimed past the recovery point is a torn tail (no record
+            // after the recovery point was reported durable before its
+            // seal was synced; see `seal.rs`).
+            entry_from_finalized(&data, &path, &name, base)
+                .inspect_err(|e| {
+                    log::warn!(
+                        "segment {base}: its footer does not match its data ({e}): an interrupted seal; \
+                         reading it as the active segment"
+                    );
+                })
+                .ok()
+        } else {
+            None
+        };
+        if let Some(entry) = sealed {
             // Sealed before the crash; the index commit did not happen. The
             // footer may not be synced yet: sync it before the index says so.
-            let entry = entry_from_finalized(&data, &path, &name, base)?;
             if entry.record_count == 0 {
                 // The engine never seals an empty segment; following it
                 // would find the same file again, forever (a fuzzer's

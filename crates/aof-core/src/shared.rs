@@ -32,7 +32,8 @@ use crate::locks::lock;
 use crate::manifest::Manifest;
 use crate::metrics::Counters;
 use crate::options::TimeSource;
-use crate::writer::{NewFile, WRITE_BUFFER, Writer, create_active};
+use crate::seal::SealJob;
+use crate::writer::{NewFile, WRITE_BUFFER, Writer, create_active_file};
 use aof_flush::{FlushController, FlushKind};
 use aof_record::{AofConfig, AofError, AofResult, RecordHeader, SegmentIndex};
 use bytes::Bytes;
@@ -98,6 +99,11 @@ pub(crate) struct Shared {
     /// from taking the first one out of the log to committing the last, so
     /// that removals commit in log order.
     pub(crate) removing: Mutex<()>,
+    /// The seal job of the last rollover, if not done (see `seal.rs`).
+    pub(crate) sealing: Mutex<crate::seal::Sealing>,
+    pub(crate) sealing_cv: Condvar,
+    /// Ids below this are in segments whose seal is committed.
+    pub(crate) sealed_next: AtomicU64,
     pub(crate) _lock: Box<dyn LockGuard>,
 }
 
@@ -228,6 +234,12 @@ impl Shared {
         if let Err(e) = file.sync_data() {
             return Err(self.poison(AofError::io(path, e)));
         }
+        // Records of a segment whose creation a seal job has not committed
+        // yet are not durable until it has (see `seal.rs`).
+        self.finish_sealing()?;
+        if self.is_poisoned() {
+            return Err(AofError::Poisoned);
+        }
         {
             // Finding 4: a truncate_after between the capture and here lowered
             // the watermark; publishing the stale `next` would raise it over
@@ -284,36 +296,36 @@ impl Shared {
     }
 
     fn roll_inner(&self, w: &mut Writer) -> AofResult<()> {
-        let entry = w.seal(|next| self.durable.publish(next))?;
-        self.manifest.set_recovery_point(w.next_id)?;
-        self.index.update_entry(&entry)?;
-        self.index.sync()?;
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| AofError::io(&self.dir, e))?;
-        Counters::add(&self.counters.segments_finalized, 1);
-        self.cache.insert(SegmentSlot::for_entry(&self.dir, &entry));
-        self.durable.wake();
-        if self.archiving {
-            lock(&self.wake).archive_requested = true;
-            self.wake_cv.notify_all();
+        // One seal job at a time (see `seal.rs`).
+        self.finish_sealing()?;
+        if self.is_poisoned() {
+            return Err(AofError::Poisoned);
         }
+        let finalized = w.write_footer()?;
+        self.cache.insert(SegmentSlot::for_entry(&self.dir, &finalized));
         let source = match lock(&self.wake).prepared.take() {
             Some(p) => NewFile::Prepared(p),
             None => NewFile::Create { zero_fill: false },
         };
         let ts = self.time.now_us().max(w.last_ts);
-        let seg = create_active(
+        let (seg, created) = create_active_file(
             self.fs.as_ref(),
             &self.dir,
-            self.index.as_ref(),
             w.next_id,
             ts,
             source,
             self.config.segment_size(),
         )?;
+        let job = SealJob {
+            file: w.seg.file.clone(),
+            path: w.seg.path.clone(),
+            next_id: w.next_id,
+            finalized,
+            created,
+        };
         w.start(seg);
         Counters::add(&self.counters.segments_created, 1);
+        self.submit_seal(job);
         Ok(())
     }
 

@@ -50,6 +50,10 @@ impl Shared {
         // ours must have its removal committed before ours deletes a file,
         // or a crash leaves it indexed in front of a hole.
         let _in_order = lock(&self.removing);
+        // A segment still being sealed has no finalized index entry yet.
+        self.finish_sealing()?;
+        let sealed = |slot: &SegmentSlot| slot.last_id < self.sealed_next.load(Ordering::Acquire);
+        let doomed = &|slot: &SegmentSlot| sealed(slot) && doomed(slot);
         let mut removed = 0;
         let mut objects = Vec::new();
         let result = (|| {
@@ -93,6 +97,9 @@ impl Shared {
         self.check_writable()?;
         let first = self.first_id.load(Ordering::Acquire);
         let mut w = lock(&self.writer);
+        // The index entries it rewrites must be those of a finished seal.
+        self.finish_sealing()?;
+        self.check_writable()?;
         let _archive = lock(&self.archive_lock);
         if id.checked_add(1).is_none_or(|n| n >= w.next_id) {
             return Ok(());

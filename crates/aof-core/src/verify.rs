@@ -49,6 +49,10 @@ fn verify_archived(inner: &Shared, a: &ArchivedSegment) -> AofResult<()> {
 /// problem as a typed error naming segment and offset. `progress` gets
 /// (segments done, segments total).
 pub(crate) fn verify(inner: &Shared, progress: &mut dyn FnMut(u64, u64)) -> AofResult<VerifyReport> {
+    // A segment being sealed has no finalized index entry to check yet.
+    if !inner.read_only {
+        inner.finish_sealing()?;
+    }
     let slots = inner.cache.all();
     let total = slots.len() as u64 + 1;
     let mut report = VerifyReport::default();

@@ -14,9 +14,10 @@
 //!   `seg.written`).
 //! * `seg.crc` is the CRC-64/NVME of the file's bytes `0..seg.written`.
 //! * A segment file is created as temp file → header written and synced →
-//!   rename → directory synced → index entry added and synced, before any
-//!   record is written to it: an id in it can only be acknowledged once its
-//!   directory entry is durable.
+//!   rename; then directory synced → index entry added and synced, before
+//!   any record in it is reported durable (at open, before any is written;
+//!   at a rollover, by the seal job, see `seal.rs`): an id in it can only be
+//!   acknowledged once its directory entry is durable.
 
 use crate::codec::{Codec, Prepared};
 use crate::fs::{FileHandle, FileHandleExt, FileSystem, OpenMode};
@@ -201,20 +202,18 @@ impl Writer {
         Ok(())
     }
 
-    /// Seals the active segment: its data synced, then its offset table and
-    /// footer written and synced. Returns the index entry that finalizes it
-    /// (for the caller to commit). `durable(next)` is told when the data is
-    /// durable, before the footer is written.
-    pub(crate) fn seal(&mut self, durable: impl FnOnce(u64)) -> AofResult<SegmentEntry> {
+    /// Completes the active segment in the file, unsynced: its records
+    /// written out, then its offset table and footer, the file cut to its
+    /// end. Returns the index entry that finalizes it. Making it durable
+    /// (one `sync_all`) and committing the entry is the seal job's work (see
+    /// `seal.rs`), off the append path.
+    pub(crate) fn write_footer(&mut self) -> AofResult<SegmentEntry> {
         self.write_out()?;
         let seg = &self.seg;
-        seg.file.sync_data().map_err(|e| AofError::io(&seg.path, e))?;
-        durable(self.next_id);
         let sealed = footer_bytes(seg.base_id, &seg.offsets, seg.written, seg.crc.finish());
         seg.file
             .write_all_at(&sealed, seg.written)
             .and_then(|()| seg.file.set_len(seg.written + sealed.len() as u64))
-            .and_then(|()| seg.file.sync_all())
             .map_err(|e| AofError::io(&seg.path, e))?;
         let mut whole = seg.crc.clone();
         whole.update(&sealed);
@@ -323,7 +322,9 @@ pub(crate) enum NewFile {
     },
 }
 
-/// Creates the active segment `base_id` (see the module's invariants).
+/// Creates the active segment `base_id` (see the module's invariants):
+/// its file (header synced, renamed into place, the directory synced) and
+/// its index entry (committed).
 pub(crate) fn create_active(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -333,6 +334,26 @@ pub(crate) fn create_active(
     source: NewFile,
     segment_size: u64,
 ) -> AofResult<ActiveSegment> {
+    let (seg, entry) = create_active_file(fs, dir, base_id, created_at, source, segment_size)?;
+    fs.sync_dir(dir).map_err(|e| AofError::io(dir, e))?;
+    index.add_entry(&entry)?;
+    index.sync()?;
+    Ok(seg)
+}
+
+/// The file of a new active segment `base_id`: its header written and
+/// synced before the rename that names it, so a file under a segment's name
+/// always has a valid header. The rename is not made durable here (no
+/// directory sync) and the returned index entry is not committed: the
+/// caller does both before any record of it is reported durable.
+pub(crate) fn create_active_file(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    base_id: u64,
+    created_at: u64,
+    source: NewFile,
+    segment_size: u64,
+) -> AofResult<(ActiveSegment, SegmentEntry)> {
     let name = segment_file_name(base_id);
     let path = path_in(dir, &name);
     let (tmp, file) = match source {
@@ -362,13 +383,10 @@ pub(crate) fn create_active(
         .and_then(|()| file.sync_all())
         .map_err(|e| AofError::io(&tmp, e))?;
     fs.rename(&tmp, &path).map_err(|e| AofError::io(&path, e))?;
-    fs.sync_dir(dir).map_err(|e| AofError::io(dir, e))?;
     let mut entry = SegmentEntry::new_active(base_id, created_at, name);
     entry.set_tail(None, SEGMENT_HEADER_SIZE as u64)?;
-    index.add_entry(&entry)?;
-    index.sync()?;
     let map = live_map(file.as_ref(), segment_size);
-    Ok(ActiveSegment {
+    let seg = ActiveSegment {
         base_id,
         path,
         file,
@@ -379,7 +397,8 @@ pub(crate) fn create_active(
         prealloc_asked: false,
         map,
         absent: false,
-    })
+    };
+    Ok((seg, entry))
 }
 
 /// Creates `path` filled with zeros to `size`, synced: on this kind of disk

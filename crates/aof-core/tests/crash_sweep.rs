@@ -316,6 +316,26 @@ fn other_strategies_at_seeded_crash_points() {
     }
 }
 
+/// Background sealing (`seal.rs`) with segments of several pages: a crash
+/// while a full segment's seal job runs may leave its footer on disk ahead
+/// of unsynced data pages, and the next segment's file unindexed.
+#[test]
+fn multi_page_segments_sealed_in_the_background() {
+    for strategy in [FlushStrategy::Async, FlushStrategy::Batched(8)] {
+        let report = Sweep::new(&FaultyFileSystem::new())
+            .counting(OpCounting::All)
+            .points(CrashPoints::Sample { seed: 5, count: 80 })
+            .modes(modes())
+            .writeback_seeds(0..seeds() * 2)
+            .run(
+                move |fs| workload_with(fs, strategy, 12 * 1024, 160, Some(40)),
+                |img, out, _case| check(img, out),
+            );
+        summary(&format!("{strategy:?}, 12 KiB segments, 80 seeded ops"), &report);
+        report.assert_clean();
+    }
+}
+
 /// Async durable appends (`append_durable`, `append` + `wait_durable`), the
 /// syncer thread doing the fsyncs: seeded crash points.
 #[test]

@@ -23,6 +23,13 @@ async fn the_design_usage_example_runs_against_the_facade() -> Result<(), Box<dy
         aof.append(record.as_bytes())?;
     }
     aof.flush().await?;
+    // A flush returns once its records are durable; the round that synced
+    // them (maybe the background flusher's) records its metrics just after
+    // publishing them, so wait for that before reading the counts.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while aof.flush_metrics().records_flushed() < 1000 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 
     let flush_metrics = aof.flush_metrics();
     println!("Total flushes: {}", flush_metrics.total_flushes());
