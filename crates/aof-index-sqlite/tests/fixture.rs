@@ -53,3 +53,116 @@ fn write_the_fixture() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     index.copy_to(&path).unwrap();
 }
+
+/// The columns of `segments` through `PRAGMA table_info`, in table order.
+fn columns(path: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info('segments') ORDER BY cid")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// `metadata`'s `schema_version`, and the schema's SQL in a stable order.
+fn version_and_schema(path: &std::path::Path) -> (String, Vec<String>) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let version = conn
+        .query_row(
+            "SELECT value FROM metadata WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY name")
+        .unwrap();
+    let schema = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    (version, schema)
+}
+
+/// Opens a copy of the fixture of `version` (opening migrates and writes);
+/// checks it holds [`entries`] and answers like the in-memory reference.
+fn open_copy(version: u64, dir: &std::path::Path) -> (SqliteSegmentIndex, PathBuf) {
+    let path = dir.join(format!("index-v{version}.sqlite"));
+    std::fs::copy(fixture(version), &path).unwrap();
+    let index = SqliteSegmentIndex::open(&path).unwrap();
+    assert_eq!(index.get_all_segments().unwrap(), entries(), "v{version}");
+    let reference = aof_record::index::MemorySegmentIndex::new();
+    reference.add_entries(&entries()).unwrap();
+    let edges = [
+        0,
+        1,
+        999,
+        1000,
+        1001,
+        2000,
+        4000,
+        5000,
+        5999,
+        6000,
+        7000,
+        7001,
+        u64::MAX,
+    ];
+    for &start in &edges {
+        for &end in edges.iter().filter(|&&e| e >= start) {
+            assert_eq!(
+                index.find_segments_for_timestamp(start, end).unwrap(),
+                reference.find_segments_for_timestamp(start, end).unwrap(),
+                "v{version}: find_segments_for_timestamp({start}, {end})"
+            );
+        }
+    }
+    (index, path)
+}
+
+#[test]
+fn the_v1_fixture_migrates_to_the_current_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    // The file as checked in is version 1, in version 1's column order.
+    let original = dir.path().join("original.sqlite");
+    std::fs::copy(fixture(1), &original).unwrap();
+    assert_eq!(version_and_schema(&original).0, "1");
+    assert_eq!(columns(&original)[6], "status");
+
+    let (index, path) = open_copy(1, dir.path());
+    assert_eq!(index.health_check().unwrap().schema_version, SCHEMA_VERSION);
+    // It still takes writes, and keeps them across a reopen.
+    index.add_entry(&finalized(700, 799, 8000, 8999)).unwrap();
+    index.sync().unwrap();
+    drop(index);
+    assert_eq!(
+        columns(&path),
+        aof_index_sqlite::SEGMENT_COLUMNS.map(String::from).to_vec(),
+        "the migration did not restore the design's column order"
+    );
+    // The migrated file has exactly the schema a new file gets.
+    let fresh = dir.path().join("fresh.sqlite");
+    drop(SqliteSegmentIndex::open(&fresh).unwrap());
+    assert_eq!(version_and_schema(&path), version_and_schema(&fresh));
+    assert_eq!(version_and_schema(&path).0, SCHEMA_VERSION.to_string());
+    let index = SqliteSegmentIndex::open(&path).unwrap();
+    assert_eq!(index.len().unwrap(), entries().len() + 1);
+    assert!(index.health_check().unwrap().integrity.is_ok());
+}
+
+#[test]
+fn the_v2_fixture_reads_back_unchanged_in_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, path) = open_copy(2, dir.path());
+    index.add_entry(&finalized(700, 799, 8000, 8999)).unwrap();
+    index.sync().unwrap();
+    drop(index);
+    assert_eq!(version_and_schema(&path).0, "2");
+    assert_eq!(
+        columns(&path),
+        aof_index_sqlite::SEGMENT_COLUMNS.map(String::from).to_vec()
+    );
+}
