@@ -165,19 +165,13 @@ pub use schema::SCHEMA_VERSION;
 /// Every entry of the index at `path`, read without changing a byte of it
 /// or of its `-wal`/`-shm` files (no writer thread, no migration; with a WAL
 /// present, from a private copy), beside a live writer in another process
-/// or none. Empty when
-/// there is no index there. An index of an older schema version, which
-/// would need a migration, is refused with [`IndexError::NotAnIndex`].
+/// or none. Empty when there is no index there. An index of an older
+/// schema version is read as it is, unmigrated (every version this code
+/// knows has the columns [`sql::ALL`] names); a newer one is refused.
 pub fn read_entries(path: impl AsRef<Path>) -> IndexResult<Vec<SegmentEntry>> {
     let path = path.as_ref();
-    let read = |conn: &rusqlite::Connection, version: u64| -> error::Res<Vec<SegmentEntry>> {
-        if version != SCHEMA_VERSION {
-            return Err(IndexError::NotAnIndex {
-                path: path.to_owned(),
-                reason: "its schema version needs a migration, which a read-only open cannot do",
-            }
-            .into());
-        }
+    // Opening checked the version (1..=SCHEMA_VERSION) and its columns.
+    let read = |conn: &rusqlite::Connection, _version: u64| -> error::Res<Vec<SegmentEntry>> {
         let mut stmt = conn.prepare(sql::ALL)?;
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();

@@ -166,3 +166,26 @@ fn the_v2_fixture_reads_back_unchanged_in_version() {
         aof_index_sqlite::SEGMENT_COLUMNS.map(String::from).to_vec()
     );
 }
+
+/// A read-only reader (`read_entries`, as `aof` opens a log read-only)
+/// reads every fixture as it is, migrating nothing and changing no byte.
+#[test]
+fn read_entries_reads_every_fixture_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    for version in 1..=SCHEMA_VERSION {
+        let path = dir.path().join(format!("ro-v{version}.sqlite"));
+        std::fs::copy(fixture(version), &path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        assert_eq!(
+            aof_index_sqlite::read_entries(&path).unwrap(),
+            entries(),
+            "v{version}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before, "v{version} was changed");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            usize::try_from(version).unwrap(),
+            "v{version}: files were left beside the index"
+        );
+    }
+}
