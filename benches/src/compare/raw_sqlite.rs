@@ -30,11 +30,11 @@ type RawRow = (
     i64,
     Option<i64>,
     Option<i64>,
-    String,
     Option<i64>,
     Option<i64>,
     i64,
     Option<i64>,
+    String,
     Option<String>,
     Option<String>,
 );
@@ -108,7 +108,8 @@ impl Baseline for RawSqlite {
 
     fn create(path: &Path, (): &(), _: &Dataset) -> Res<Self> {
         let conn = connect(path)?;
-        conn.execute_batch(sql::SCHEMA_V1)?;
+        // The schema the index has: every migration from an empty file.
+        conn.execute_batch(&sql::MIGRATIONS.concat())?;
         Ok(Self {
             conn,
             path: path.to_owned(),

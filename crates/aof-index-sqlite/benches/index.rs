@@ -120,7 +120,7 @@ fn batched_insert(c: &mut Criterion) {
                 n += 1;
                 let path = dir.path().join(format!("raw-{n}.db"));
                 let conn = raw_open(&path);
-                conn.execute_batch(sql::SCHEMA_V1).unwrap();
+                conn.execute_batch(&sql::MIGRATIONS.concat()).unwrap();
                 conn
             },
             |mut conn| {
@@ -142,7 +142,7 @@ fn batched_insert(c: &mut Criterion) {
                 conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL").unwrap();
                 drop(conn);
                 let conn = raw_open(&path);
-                conn.execute_batch(sql::SCHEMA_V1).unwrap();
+                conn.execute_batch(&sql::MIGRATIONS.concat()).unwrap();
                 conn
             },
             |mut conn| {
@@ -172,7 +172,7 @@ fn point_lookup(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let entries: Vec<SegmentEntry> = (0..TABLE_N).map(entry).collect();
     let mut raw = raw_open(&dir.path().join("raw.db"));
-    raw.execute_batch(sql::SCHEMA_V1).unwrap();
+    raw.execute_batch(&sql::MIGRATIONS.concat()).unwrap();
     raw_insert(&mut raw, &entries);
     // Both read from the database file, not from a WAL.
     raw.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
@@ -246,7 +246,7 @@ fn interleaved_ratios() {
     for round in 0..25 {
         let path = dir.path().join(format!("raw-{round}.db"));
         let mut conn = raw_open(&path);
-        conn.execute_batch(sql::SCHEMA_V1).unwrap();
+        conn.execute_batch(&sql::MIGRATIONS.concat()).unwrap();
         let t = Instant::now();
         raw_insert(&mut conn, &entries);
         let r = INSERT_N as f64 / t.elapsed().as_secs_f64();
@@ -256,7 +256,7 @@ fn interleaved_ratios() {
             .execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
             .unwrap();
         let mut conn = raw_open(&path);
-        conn.execute_batch(sql::SCHEMA_V1).unwrap();
+        conn.execute_batch(&sql::MIGRATIONS.concat()).unwrap();
         let t = Instant::now();
         raw_insert(&mut conn, &entries);
         let rv = INSERT_N as f64 / t.elapsed().as_secs_f64();
@@ -292,7 +292,7 @@ fn interleaved_ratios() {
     );
 
     let mut conn = raw_open(&dir.path().join("raw.db"));
-    conn.execute_batch(sql::SCHEMA_V1).unwrap();
+    conn.execute_batch(&sql::MIGRATIONS.concat()).unwrap();
     let table: Vec<SegmentEntry> = (0..TABLE_N).map(entry).collect();
     raw_insert(&mut conn, &table);
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))

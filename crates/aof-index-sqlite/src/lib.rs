@@ -48,20 +48,27 @@
 //! CREATE TABLE segments (
 //!   base_id INTEGER PRIMARY KEY, last_id INTEGER NOT NULL, record_count INTEGER NOT NULL,
 //!   created_at INTEGER NOT NULL, finalized_at INTEGER, archived_at INTEGER,
-//!   status TEXT NOT NULL, uncompressed_checksum INTEGER, compressed_checksum INTEGER,
-//!   original_size INTEGER NOT NULL, compressed_size INTEGER, compression_ratio REAL,
+//!   uncompressed_checksum INTEGER, compressed_checksum INTEGER, original_size INTEGER NOT NULL,
+//!   compressed_size INTEGER, compression_ratio REAL, status TEXT NOT NULL,
 //!   local_path TEXT, archive_key TEXT);
 //! CREATE INDEX idx_segments_last_id ON segments(last_id);
 //! CREATE INDEX idx_segments_status ON segments(status, base_id);
 //! CREATE INDEX idx_segments_finalized_at ON segments(finalized_at) WHERE finalized_at IS NOT NULL;
+//! CREATE INDEX idx_segments_span ON segments(finalized_at - created_at) WHERE finalized_at IS NOT NULL;
+//! CREATE INDEX idx_segments_open ON segments(created_at) WHERE finalized_at IS NULL;
 //! ```
 //!
-//! This is [`sql::SCHEMA_V1`]; [`sql`] holds every statement the index runs
+//! This is schema version 2, what [`sql::MIGRATIONS`] build from an empty
+//! file: [`sql::SCHEMA_V1`], then [`sql::SCHEMA_V2`], which rebuilds
+//! `segments` in this column order (version 1 had `status` after
+//! `archived_at`) and adds `idx_segments_span` and `idx_segments_open`, so
+//! that a time-range query ([`sql::BY_TIME`]) reads two index ranges
+//! instead of the whole table. [`sql`] holds every statement the index runs
 //! on `segments`, for tools that want to run the same ones.
-//! `metadata` holds `schema_version` (now `1`, see [`SCHEMA_VERSION`]),
+//! `metadata` holds `schema_version` (now `2`, see [`SCHEMA_VERSION`]),
 //! `created_by`, once set `log_id` (the identity of the log the index
 //! belongs to, [`SegmentIndex::set_log_identity`], as 32 hexadecimal digits;
-//! an index without it is still version 1) and, once needed,
+//! an index without it is still a valid index of its version) and, once needed,
 //! `full_sync_commits` (see Durability).
 //! `status` holds the names of [`SegmentStatus`] (`'Active'`, `'Finalized'`,
 //! `'ArchivedCached'`, `'ArchivedRemote'`). `compression_ratio`
@@ -132,7 +139,7 @@
 //! of another schema (`NotAnIndex`), or of a newer schema version
 //! ([`IndexError::UnsupportedSchemaVersion`]) — is never opened for writing.
 //! An empty or missing file gets the schema; an older version is migrated in
-//! one transaction.
+//! one transaction (a crash during it leaves the old version, whole).
 //!
 //! [`SqliteIndexOptions::vfs`] opens every connection on a SQLite VFS the
 //! embedder registered (an encrypting or in-memory one; the workspace's
@@ -158,19 +165,13 @@ pub use schema::SCHEMA_VERSION;
 /// Every entry of the index at `path`, read without changing a byte of it
 /// or of its `-wal`/`-shm` files (no writer thread, no migration; with a WAL
 /// present, from a private copy), beside a live writer in another process
-/// or none. Empty when
-/// there is no index there. An index of an older schema version, which
-/// would need a migration, is refused with [`IndexError::NotAnIndex`].
+/// or none. Empty when there is no index there. An index of an older
+/// schema version is read as it is, unmigrated (every version this code
+/// knows has the columns [`sql::ALL`] names); a newer one is refused.
 pub fn read_entries(path: impl AsRef<Path>) -> IndexResult<Vec<SegmentEntry>> {
     let path = path.as_ref();
-    let read = |conn: &rusqlite::Connection, version: u64| -> error::Res<Vec<SegmentEntry>> {
-        if version != SCHEMA_VERSION {
-            return Err(IndexError::NotAnIndex {
-                path: path.to_owned(),
-                reason: "its schema version needs a migration, which a read-only open cannot do",
-            }
-            .into());
-        }
+    // Opening checked the version (1..=SCHEMA_VERSION) and its columns.
+    let read = |conn: &rusqlite::Connection, _version: u64| -> error::Res<Vec<SegmentEntry>> {
         let mut stmt = conn.prepare(sql::ALL)?;
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();

@@ -2,14 +2,14 @@
 //! is opened.
 
 use crate::error::{Failure, Res, SqliteIndexError};
-use crate::sql::{SCHEMA_V1, SEGMENT_COLUMNS};
+use crate::sql::{MIGRATIONS, SEGMENT_COLUMNS, SEGMENT_COLUMNS_V1};
 use aof_record::IndexError;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The schema version this code writes, and the newest it opens.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// `metadata` key holding the schema version (a decimal number).
 pub(crate) const VERSION_KEY: &str = "schema_version";
@@ -19,11 +19,10 @@ pub(crate) const VERSION_KEY: &str = "schema_version";
 /// finishing.
 pub(crate) const FULL_SYNC_KEY: &str = "full_sync_commits";
 
-/// `MIGRATIONS[v]` takes a database from version `v` to `v + 1`. Each runs
-/// inside the transaction that also records the new version.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
-
 const _: () = assert!(MIGRATIONS.len() as u64 == SCHEMA_VERSION);
+
+/// The indexes a query names with `INDEXED BY`: without them it would fail.
+const REQUIRED_INDEXES: [&str; 2] = ["idx_segments_finalized_at", "idx_segments_open"];
 
 /// What an existing file holds, as far as opening it is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,10 +189,22 @@ fn inspect(conn: &Connection, path: &Path) -> Res<Found> {
         }
         .into());
     }
-    if version == SCHEMA_VERSION && table_columns(conn, path, "segments")? != SEGMENT_COLUMNS {
+    let columns: &[&str] = match version {
+        1 => &SEGMENT_COLUMNS_V1,
+        SCHEMA_VERSION => &SEGMENT_COLUMNS,
+        _ => &[],
+    };
+    if !columns.is_empty() && table_columns(conn, path, "segments")? != columns {
         return Err(not_an_index(
             path,
             "a SQLite database of another schema (segments columns differ)",
+        ));
+    }
+    let has_index = |name: &str| objects.iter().any(|(t, n)| t == "index" && n == name);
+    if version == SCHEMA_VERSION && !REQUIRED_INDEXES.iter().all(|i| has_index(i)) {
+        return Err(not_an_index(
+            path,
+            "a SQLite database of another schema (an index the queries use is missing)",
         ));
     }
     Ok(Found::Version(version))
@@ -304,8 +315,11 @@ fn vfs_exists(name: &str, path: &Path) -> Res<bool> {
     Ok(found != 0)
 }
 
-/// Brings the schema to [`SCHEMA_VERSION`] in one transaction; checks again
-/// inside it, so a concurrent opener cannot slip in between.
+/// Brings the schema to [`SCHEMA_VERSION`] in one transaction, running the
+/// steps of [`MIGRATIONS`] from the file's version on (an empty file from
+/// version 0); checks again inside it, so a concurrent opener cannot slip
+/// in between. A crash or an error leaves the file as it was (SQLite's
+/// atomic commit).
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Res<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)

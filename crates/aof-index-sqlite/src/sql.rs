@@ -14,10 +14,12 @@
 //! use aof_record::SegmentEntry;
 //!
 //! let conn = rusqlite::Connection::open_in_memory()?;
-//! conn.execute_batch(sql::SCHEMA_V1)?;
+//! for step in sql::MIGRATIONS {
+//!     conn.execute_batch(step)?;
+//! }
 //! let entry = SegmentEntry::new_active(100, 1_000, "00000000000000000100.seg");
 //! sql::execute_entry(&mut conn.prepare(sql::INSERT)?, &entry)?;
-//! let status: String = conn.query_row(sql::FIND_ID, [ord(150)], |r| r.get(6))?;
+//! let status: String = conn.query_row(sql::FIND_ID, [ord(150)], |r| r.get(10))?;
 //! assert_eq!(status, "Active");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -28,7 +30,8 @@ use aof_record::{IndexError, SegmentEntry};
 use rusqlite::types::ValueRef;
 use rusqlite::{Row, Statement};
 
-/// Schema version 1, created by migrating from an empty file (see the crate docs).
+/// Schema version 1, created by migrating from an empty file. Kept as it
+/// was: it is the first step of every migration (see [`MIGRATIONS`]).
 pub const SCHEMA_V1: &str = "
 CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE segments (
@@ -42,8 +45,69 @@ CREATE INDEX idx_segments_status ON segments(status, base_id);
 CREATE INDEX idx_segments_finalized_at ON segments(finalized_at) WHERE finalized_at IS NOT NULL;
 ";
 
+/// The migration from schema version 1 to 2.
+///
+/// It rebuilds `segments` in the design's column order (`status` after
+/// `compression_ratio`; SQLite cannot move a column): the old table is
+/// renamed, the new one created and filled from it, the old one (and its
+/// indexes) dropped, and the indexes created again. It runs inside the
+/// transaction that records the new version, so a crash leaves version 1
+/// or version 2, never a mix (SQLite's atomic commit).
+///
+/// It adds the two indexes [`BY_TIME`] needs to answer without scanning
+/// the table: `idx_segments_span`, on each closed entry's span
+/// `finalized_at - created_at` (the longest span bounds how far past the
+/// window a closed entry can end), and `idx_segments_open`, on the
+/// `created_at` of the entries without `finalized_at`.
+pub const SCHEMA_V2: &str = "
+ALTER TABLE segments RENAME TO segments_v1;
+CREATE TABLE segments (
+  base_id INTEGER PRIMARY KEY, last_id INTEGER NOT NULL, record_count INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, finalized_at INTEGER, archived_at INTEGER,
+  uncompressed_checksum INTEGER, compressed_checksum INTEGER, original_size INTEGER NOT NULL,
+  compressed_size INTEGER, compression_ratio REAL, status TEXT NOT NULL,
+  local_path TEXT, archive_key TEXT);
+INSERT INTO segments (base_id, last_id, record_count, created_at, finalized_at, archived_at,
+  uncompressed_checksum, compressed_checksum, original_size, compressed_size, compression_ratio,
+  status, local_path, archive_key)
+SELECT base_id, last_id, record_count, created_at, finalized_at, archived_at,
+  uncompressed_checksum, compressed_checksum, original_size, compressed_size, compression_ratio,
+  status, local_path, archive_key
+FROM segments_v1 ORDER BY base_id;
+DROP TABLE segments_v1;
+CREATE INDEX idx_segments_last_id ON segments(last_id);
+CREATE INDEX idx_segments_status ON segments(status, base_id);
+CREATE INDEX idx_segments_finalized_at ON segments(finalized_at) WHERE finalized_at IS NOT NULL;
+CREATE INDEX idx_segments_span ON segments(finalized_at - created_at) WHERE finalized_at IS NOT NULL;
+CREATE INDEX idx_segments_open ON segments(created_at) WHERE finalized_at IS NULL;
+";
+
+/// The migrations in order: `MIGRATIONS[v]` takes a database from schema
+/// version `v` to `v + 1` (version 0 is an empty file). Running them all
+/// on an empty database creates the current schema, as opening a new
+/// index does.
+pub const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
+
 /// The columns of `segments`, in table order.
 pub const SEGMENT_COLUMNS: [&str; 14] = [
+    "base_id",
+    "last_id",
+    "record_count",
+    "created_at",
+    "finalized_at",
+    "archived_at",
+    "uncompressed_checksum",
+    "compressed_checksum",
+    "original_size",
+    "compressed_size",
+    "compression_ratio",
+    "status",
+    "local_path",
+    "archive_key",
+];
+
+/// The columns of `segments` in schema version 1, in table order.
+pub(crate) const SEGMENT_COLUMNS_V1: [&str; 14] = [
     "base_id",
     "last_id",
     "record_count",
@@ -63,8 +127,8 @@ pub const SEGMENT_COLUMNS: [&str; 14] = [
 /// [`ENTRY_COLUMNS`] as a literal, for `concat!`.
 macro_rules! cols {
     () => {
-        "base_id, last_id, record_count, created_at, finalized_at, archived_at, status, \
-         uncompressed_checksum, compressed_checksum, original_size, compressed_size, local_path, archive_key"
+        "base_id, last_id, record_count, created_at, finalized_at, archived_at, \
+         uncompressed_checksum, compressed_checksum, original_size, compressed_size, status, local_path, archive_key"
     };
 }
 
@@ -75,15 +139,15 @@ pub const ENTRY_COLUMNS: &str = cols!();
 /// Writes every column of one entry (`?1..?14`, the columns in table order);
 /// run it with [`execute_entry`].
 pub const INSERT: &str = "INSERT INTO segments (base_id, last_id, record_count, created_at, \
-     finalized_at, archived_at, status, uncompressed_checksum, compressed_checksum, original_size, \
-     compressed_size, compression_ratio, local_path, archive_key) \
+     finalized_at, archived_at, uncompressed_checksum, compressed_checksum, original_size, \
+     compressed_size, compression_ratio, status, local_path, archive_key) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
 /// Rewrites every column of the entry whose `base_id` is `?1`, with the
 /// parameters of [`INSERT`]; run it with [`execute_entry`].
 pub const UPDATE: &str = "UPDATE segments SET last_id = ?2, record_count = ?3, created_at = ?4, \
-     finalized_at = ?5, archived_at = ?6, status = ?7, uncompressed_checksum = ?8, \
-     compressed_checksum = ?9, original_size = ?10, compressed_size = ?11, compression_ratio = ?12, \
+     finalized_at = ?5, archived_at = ?6, uncompressed_checksum = ?7, compressed_checksum = ?8, \
+     original_size = ?9, compressed_size = ?10, compression_ratio = ?11, status = ?12, \
      local_path = ?13, archive_key = ?14 WHERE base_id = ?1";
 
 /// The entry whose `base_id` is `?1` (`get_entry`).
@@ -111,11 +175,53 @@ pub const FIND_ID: &str = concat!(
     " FROM segments WHERE base_id <= ?1 ORDER BY base_id DESC LIMIT 1"
 );
 
-/// Entries whose time span overlaps `?1..=?2` (`find_segments_for_timestamp`).
+/// The greatest span `finalized_at - created_at` of a closed entry, `s`,
+/// read from the end of `idx_segments_span`; it is a REAL when the span
+/// overflowed an i64 (a span of 2^63 µs or more).
+macro_rules! max_span {
+    () => {
+        "SELECT finalized_at - created_at AS s FROM segments WHERE finalized_at IS NOT NULL \
+         ORDER BY finalized_at - created_at DESC LIMIT 1"
+    };
+}
+
+/// The greatest `finalized_at` a closed entry overlapping the window
+/// `?1..=?2` can have: `?2` plus the greatest span, saturating at the
+/// greatest stored value (NULL when there is no closed entry).
+macro_rules! last_end {
+    () => {
+        concat!(
+            "SELECT CASE WHEN typeof(s) != 'integer' THEN 9223372036854775807 \
+             WHEN s <= 0 THEN ?2 WHEN ?2 <= 9223372036854775807 - s THEN ?2 + s \
+             ELSE 9223372036854775807 END FROM (",
+            max_span!(),
+            ")"
+        )
+    };
+}
+
+/// Entries whose time span overlaps `?1..=?2` (`find_segments_for_timestamp`),
+/// in `base_id` order.
+///
+/// A closed entry overlaps when `created_at <= ?2 AND finalized_at >= ?1`;
+/// as `finalized_at = created_at + span`, it then ends at most the greatest
+/// span after `?2`. So the closed entries are a range of
+/// `idx_segments_finalized_at`, from `?1` to `?2` plus the greatest span
+/// (one step down `idx_segments_span`); the open-ended ones (no
+/// `finalized_at`) a range of `idx_segments_open`. The answer is exact for
+/// any spans (overlapping, backwards, or up to `u64::MAX`); the range is
+/// about the window's width when the spans are alike, and no longer than
+/// the table when one span is huge. `INDEXED BY` keeps the planner from
+/// trading either range for a scan in `base_id` order.
 pub const BY_TIME: &str = concat!(
     "SELECT ",
     cols!(),
-    " FROM segments WHERE created_at <= ?2 AND (finalized_at IS NULL OR finalized_at >= ?1) ORDER BY base_id"
+    " FROM segments INDEXED BY idx_segments_finalized_at WHERE finalized_at BETWEEN ?1 AND (",
+    last_end!(),
+    ") AND created_at <= ?2 UNION ALL SELECT ",
+    cols!(),
+    " FROM segments INDEXED BY idx_segments_open WHERE finalized_at IS NULL AND created_at <= ?2 \
+     ORDER BY base_id"
 );
 
 /// Every entry (`get_all_segments`).
@@ -183,10 +289,16 @@ pub(crate) const ROWS_PER_INSERT: usize = 32;
 
 /// An INSERT of [`ROWS_PER_INSERT`] rows, with the parameters of [`INSERT`]
 /// for each row in turn (`?1..?14` for the first, `?15..?28` for the next, …).
+///
+/// `OR FAIL`: a failing row stops the statement but keeps the rows before
+/// it, so SQLite keeps no statement journal (a copy of every page the
+/// statement touches, about a tenth of a bulk load's CPU time). Nothing
+/// partial survives anyway: a failed insert fails its whole mutation, which
+/// the writer rolls back (its savepoint, or the transaction).
 pub(crate) static INSERT_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let row = format!("({})", vec!["?"; SEGMENT_COLUMNS.len()].join(", "));
     format!(
-        "INSERT INTO segments ({}) VALUES {}",
+        "INSERT OR FAIL INTO segments ({}) VALUES {}",
         SEGMENT_COLUMNS.join(", "),
         vec![row; ROWS_PER_INSERT].join(", ")
     )
@@ -210,12 +322,12 @@ fn bind_entry(stmt: &mut Statement<'_>, row: usize, e: &SegmentEntry) -> rusqlit
     stmt.raw_bind_parameter(at + 4, ord(e.created_at))?;
     stmt.raw_bind_parameter(at + 5, e.finalized_at.map(ord))?;
     stmt.raw_bind_parameter(at + 6, e.archived_at.map(ord))?;
-    stmt.raw_bind_parameter(at + 7, e.status.as_str())?;
-    stmt.raw_bind_parameter(at + 8, e.uncompressed_checksum.map(bits))?;
-    stmt.raw_bind_parameter(at + 9, e.compressed_checksum.map(bits))?;
-    stmt.raw_bind_parameter(at + 10, bits(e.original_size))?;
-    stmt.raw_bind_parameter(at + 11, e.compressed_size.map(bits))?;
-    stmt.raw_bind_parameter(at + 12, e.compression_ratio())?;
+    stmt.raw_bind_parameter(at + 7, e.uncompressed_checksum.map(bits))?;
+    stmt.raw_bind_parameter(at + 8, e.compressed_checksum.map(bits))?;
+    stmt.raw_bind_parameter(at + 9, bits(e.original_size))?;
+    stmt.raw_bind_parameter(at + 10, e.compressed_size.map(bits))?;
+    stmt.raw_bind_parameter(at + 11, e.compression_ratio())?;
+    stmt.raw_bind_parameter(at + 12, e.status.as_str())?;
     stmt.raw_bind_parameter(at + 13, e.local_path.as_deref())?;
     stmt.raw_bind_parameter(at + 14, e.archive_key.as_deref())
 }
@@ -253,7 +365,7 @@ fn opt_text(row: &Row<'_>, i: usize, base_id: u64, field: &'static str) -> Res<O
 /// this code writes is a `CorruptEntry`, never a panic.
 pub(crate) fn decode(row: &Row<'_>) -> Res<SegmentEntry> {
     let base_id = unord(int(row, 0, 0, "base_id")?);
-    let status = match row.get_ref(6)? {
+    let status = match row.get_ref(10)? {
         ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(|s| s.parse().ok()),
         _ => None,
     }
@@ -266,10 +378,10 @@ pub(crate) fn decode(row: &Row<'_>) -> Res<SegmentEntry> {
         finalized_at: opt_int(row, 4, base_id, "finalized_at")?.map(unord),
         archived_at: opt_int(row, 5, base_id, "archived_at")?.map(unord),
         status,
-        uncompressed_checksum: opt_int(row, 7, base_id, "uncompressed_checksum")?.map(unbits),
-        compressed_checksum: opt_int(row, 8, base_id, "compressed_checksum")?.map(unbits),
-        original_size: unbits(int(row, 9, base_id, "original_size")?),
-        compressed_size: opt_int(row, 10, base_id, "compressed_size")?.map(unbits),
+        uncompressed_checksum: opt_int(row, 6, base_id, "uncompressed_checksum")?.map(unbits),
+        compressed_checksum: opt_int(row, 7, base_id, "compressed_checksum")?.map(unbits),
+        original_size: unbits(int(row, 8, base_id, "original_size")?),
+        compressed_size: opt_int(row, 9, base_id, "compressed_size")?.map(unbits),
         local_path: opt_text(row, 11, base_id, "local_path")?,
         archive_key: opt_text(row, 12, base_id, "archive_key")?,
     };

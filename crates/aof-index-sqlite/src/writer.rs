@@ -562,6 +562,64 @@ mod tests {
         );
     }
 
+    /// A row failing inside a bulk insert (here by a trigger: the checks
+    /// before a bulk insert rule out every failure the schema could raise)
+    /// leaves nothing of its batch behind, alone in its transaction or
+    /// grouped with others, though the bulk statement keeps earlier rows.
+    #[test]
+    fn a_bulk_insert_failing_midway_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SqliteSegmentIndex::open(dir.path().join("index.db")).unwrap();
+        let poisoned = 70 * 10;
+        index
+            .writer
+            .exclusive(move |conn| {
+                conn.execute_batch(&format!(
+                    "CREATE TEMP TRIGGER fail_one BEFORE INSERT ON main.segments \
+                     WHEN new.base_id = {} BEGIN SELECT RAISE(FAIL, 'injected'); END",
+                    ord(poisoned)
+                ))?;
+                Ok(())
+            })
+            .unwrap();
+        let batch: Vec<SegmentEntry> = (0..100u64).map(|i| finalized(i * 10, i * 10 + 9, 0, 1)).collect();
+        assert!(index.add_entries(&batch).is_err());
+        assert_eq!(index.len().unwrap(), 0, "a failed batch left rows");
+        // Grouped with another mutation (its own savepoint), the same.
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let blocker = s.spawn(|| {
+                index.writer.exclusive(move |_| {
+                    entered_tx.send(()).unwrap();
+                    gate_rx.recv().unwrap();
+                    Ok(())
+                })
+            });
+            entered_rx.recv().unwrap();
+            let send = |op| {
+                let (reply, answer) = mpsc::channel();
+                index.writer.send(Command::Write(op, reply)).unwrap();
+                answer
+            };
+            let bulk = send(WriteOp::Add(batch.clone()));
+            let other = send(WriteOp::Add(vec![finalized(5000, 5009, 0, 1)]));
+            gate_tx.send(()).unwrap();
+            blocker.join().unwrap().unwrap();
+            assert!(bulk.recv().unwrap().is_err());
+            other.recv().unwrap().unwrap();
+        });
+        let stats = index.writer_stats();
+        assert_eq!(stats.failed_transactions, 0, "{stats:?}");
+        let bases: Vec<u64> = index
+            .get_all_segments()
+            .unwrap()
+            .iter()
+            .map(|e| e.base_id)
+            .collect();
+        assert_eq!(bases, vec![5000]);
+    }
+
     /// With a batch limit, a long queue is split into several transactions.
     #[test]
     fn max_batch_bounds_a_transaction() {

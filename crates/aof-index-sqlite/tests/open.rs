@@ -55,16 +55,16 @@ fn a_newer_schema_version_is_refused_and_not_modified() {
     let path = dir.path().join("index.db");
     make_index(&path);
     let conn = Connection::open(&path).unwrap();
-    conn.execute("UPDATE metadata SET value = '2' WHERE key = 'schema_version'", [])
+    conn.execute("UPDATE metadata SET value = '3' WHERE key = 'schema_version'", [])
         .unwrap();
-    // Version 2 might have changed the table too: it must not matter.
+    // Version 3 might have changed the table too: it must not matter.
     conn.execute_batch("ALTER TABLE segments ADD COLUMN future TEXT")
         .unwrap();
     conn.close().unwrap();
     match refused(&path) {
         IndexError::UnsupportedSchemaVersion {
-            found: 2,
-            supported: 1,
+            found: 3,
+            supported: 2,
         } => {}
         e => panic!("newer schema gave {e:?}"),
     }
@@ -217,6 +217,23 @@ fn a_database_of_another_schema_is_refused() {
              INSERT INTO metadata VALUES ('schema_version', '1'); \
              CREATE TABLE segments (id INTEGER PRIMARY KEY, path TEXT);",
         ),
+        (
+            "other-segments-v2",
+            "CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL); \
+             INSERT INTO metadata VALUES ('schema_version', '2'); \
+             CREATE TABLE segments (id INTEGER PRIMARY KEY, path TEXT);",
+        ),
+        (
+            // Version 2's columns, without the index the time query names.
+            "v2-without-its-indexes",
+            "CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL); \
+             INSERT INTO metadata VALUES ('schema_version', '2'); \
+             CREATE TABLE segments (base_id INTEGER PRIMARY KEY, last_id INTEGER NOT NULL, \
+             record_count INTEGER NOT NULL, created_at INTEGER NOT NULL, finalized_at INTEGER, \
+             archived_at INTEGER, uncompressed_checksum INTEGER, compressed_checksum INTEGER, \
+             original_size INTEGER NOT NULL, compressed_size INTEGER, compression_ratio REAL, \
+             status TEXT NOT NULL, local_path TEXT, archive_key TEXT);",
+        ),
     ];
     for (name, sql) in cases {
         let path = dir.path().join(format!("{name}.db"));
@@ -309,8 +326,8 @@ fn stored_values_that_do_not_decode_are_corrupt_entries() {
 }
 
 /// A version-1 file as the code before log identities wrote it (the same
-/// schema, no `log_id` row) opens unchanged in version, has no identity,
-/// and takes one that survives a reopen.
+/// schema, no `log_id` row) opens (migrated to the current version), has
+/// no identity, and takes one that survives a reopen.
 #[test]
 fn an_index_from_before_log_identities_opens_without_one_and_takes_one() {
     use aof_index_sqlite::sql;
@@ -351,7 +368,11 @@ fn an_index_from_before_log_identities_opens_without_one_and_takes_one() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, "1", "taking an identity changed the schema version");
+    assert_eq!(
+        version,
+        aof_index_sqlite::SCHEMA_VERSION.to_string(),
+        "taking an identity changed the schema version"
+    );
 }
 
 /// A stored identity that is not what this code writes is a typed error on

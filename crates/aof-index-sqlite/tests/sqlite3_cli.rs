@@ -12,8 +12,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Schema version 1 as designed: the `sql` block of the crate docs, apart
-/// from the code that creates it (`aof_index_sqlite::sql::SCHEMA_V1`), so
+/// The current schema as designed: the `sql` block of the crate docs, apart
+/// from the code that creates it (`aof_index_sqlite::sql::MIGRATIONS`), so
 /// that neither the file nor the docs can drift from the design unnoticed.
 fn designed_schema() -> String {
     let docs = include_str!("../src/lib.rs");
@@ -97,7 +97,7 @@ fn the_schema_is_the_designed_one_and_integrity_is_ok() {
             "SELECT value FROM metadata WHERE key = 'schema_version';\n"
         )
         .trim(),
-        "1"
+        aof_index_sqlite::SCHEMA_VERSION.to_string()
     );
     let index = SqliteSegmentIndex::open(&path).unwrap();
     index.set_log_identity(LOG_ID_A).unwrap();
@@ -148,6 +148,38 @@ fn plain_sql_decodes_as_documented() {
         ),
         "1|real\n"
     );
+}
+
+/// `SELECT *` and a positional `INSERT … VALUES` see the columns in the
+/// design's order (`…, compressed_size, compression_ratio, status,
+/// local_path, archive_key`), and a row inserted that way is an entry.
+#[test]
+fn positional_sql_follows_the_designed_column_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.db");
+    make(&path);
+    let header = sqlite3(&path, ".headers on\nSELECT * FROM segments LIMIT 1;\n");
+    assert_eq!(
+        header.lines().next().unwrap(),
+        "base_id|last_id|record_count|created_at|finalized_at|archived_at|uncompressed_checksum|\
+         compressed_checksum|original_size|compressed_size|compression_ratio|status|local_path|archive_key"
+    );
+    // Segment 400..=499, created at 20 µs, finalized at 30 µs.
+    // The documented encoding: v - 9223372036854775807 - 1.
+    let m = "9223372036854775807 - 1";
+    sqlite3(
+        &path,
+        &format!(
+            "INSERT INTO segments VALUES (400 - {m}, 499 - {m}, 100, 20 - {m}, 30 - {m}, NULL, \
+             7, NULL, 10000, NULL, NULL, 'Finalized', 'x.seg', NULL);\n"
+        ),
+    );
+    let index = SqliteSegmentIndex::open(&path).unwrap();
+    let mut want = finalized(400, 499, 20, 30);
+    want.uncompressed_checksum = Some(7);
+    want.local_path = Some("x.seg".into());
+    assert_eq!(index.get_entry(400).unwrap(), Some(want.clone()));
+    assert!(index.find_segments_for_timestamp(25, 25).unwrap().contains(&want));
 }
 
 #[test]
