@@ -1,7 +1,7 @@
 //! `aof-bench`: the main benchmark job, run by `cargo xtask bench`.
 //!
 //! ```text
-//! aof-bench [--quick] [--json PATH] [--only engine|open|reads|payloads|record|archive|snapshot]
+//! aof-bench [--quick] [--json PATH] [--only engine|open|reads|payloads|record|archive|snapshot|raft]
 //! ```
 //!
 //! Prints a table of every workload beside its same-run baseline; with
@@ -16,6 +16,8 @@ use aof_bench::measure::Budget;
 use aof_bench::progress::Progress;
 mod archival;
 mod archive;
+mod raft;
+mod raft_mem_store;
 mod snapshot;
 
 use aof_bench::{BenchResult, Res, engine, payloads, reads, record, table, write_results};
@@ -40,7 +42,7 @@ fn main() -> ExitCode {
             },
             "-h" | "--help" => {
                 println!(
-                    "usage: aof-bench [--quick] [--json PATH] [--only engine|open|reads|payloads|record|archive|snapshot]"
+                    "usage: aof-bench [--quick] [--json PATH] [--only engine|open|reads|payloads|record|archive|snapshot|raft]"
                 );
                 return ExitCode::SUCCESS;
             }
@@ -59,8 +61,17 @@ fn main() -> ExitCode {
     let run_record = only.as_deref().is_none_or(|o| o == "record");
     let run_archive = only.as_deref().is_none_or(|o| o == "archive");
     let run_snapshot = only.as_deref().is_none_or(|o| o == "snapshot");
-    if !(run_engine || run_open || run_reads || run_payloads || run_record || run_archive || run_snapshot) {
-        eprintln!("aof-bench: --only wants engine, open, reads, payloads, record, archive or snapshot");
+    let run_raft = only.as_deref().is_none_or(|o| o == "raft");
+    if !(run_engine
+        || run_open
+        || run_reads
+        || run_payloads
+        || run_record
+        || run_archive
+        || run_snapshot
+        || run_raft)
+    {
+        eprintln!("aof-bench: --only wants engine, open, reads, payloads, record, archive, snapshot or raft");
         return ExitCode::from(2);
     }
     let budget = if quick { Budget::quick() } else { Budget::full() };
@@ -79,6 +90,7 @@ fn main() -> ExitCode {
         record: run_record,
         archive: run_archive,
         snapshot: run_snapshot,
+        raft: run_raft,
         quick,
     };
     match run(&jobs, &scratch, budget, engine_budget, json.as_deref()) {
@@ -99,6 +111,7 @@ struct Jobs {
     record: bool,
     archive: bool,
     snapshot: bool,
+    raft: bool,
     quick: bool,
 }
 
@@ -132,6 +145,9 @@ fn run(
     if jobs.snapshot {
         cases += snapshot::CASES;
     }
+    if jobs.raft {
+        cases += raft::CASES;
+    }
     let progress = Progress::new("aof-bench", cases);
     let measured = measure_all(jobs, scratch, budget, engine_budget, &progress);
     progress.finish();
@@ -142,6 +158,7 @@ fn run(
         mut record_results,
         archive_results,
         snapshot_results,
+        raft_results,
     ) = measured?;
     if jobs.engine || jobs.open {
         println!("Engine on embedded defaults (local files, SQLite index), 64 MiB segments, pre-allocated;");
@@ -230,6 +247,18 @@ fn run(
         );
         print!("{}", table(&snapshot_results));
     }
+    if jobs.raft {
+        println!(
+            "\nRaft: a three-node in-process cluster (openraft 0.9), N clients writing one Set at a time through the"
+        );
+        println!(
+            "leader for a fixed time; each node's log on aof (durable before reported flushed; strategy column ="
+        );
+        println!(
+            "the leader's fsyncs per entry) beside the same cluster with the log in memory. p50/p99 = commit latency.\n"
+        );
+        print!("{}", table(&raft_results));
+    }
     if let Some(path) = json {
         let all: Vec<_> = engine_results
             .into_iter()
@@ -238,6 +267,7 @@ fn run(
             .chain(record_results)
             .chain(archive_results)
             .chain(snapshot_results)
+            .chain(raft_results)
             .collect();
         write_results(path, &all).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!("aof-bench: wrote {}", path.display());
@@ -246,6 +276,7 @@ fn run(
 }
 
 type Tables = (
+    Vec<BenchResult>,
     Vec<BenchResult>,
     Vec<BenchResult>,
     Vec<BenchResult>,
@@ -305,6 +336,11 @@ fn measure_all(
     } else {
         Vec::new()
     };
+    let raft_results = if jobs.raft {
+        raft::run(scratch, jobs.quick, &mut |name| progress.case(name))?
+    } else {
+        Vec::new()
+    };
     Ok((
         engine_results,
         read_results,
@@ -312,5 +348,6 @@ fn measure_all(
         record_results,
         archive_results,
         snapshot_results,
+        raft_results,
     ))
 }

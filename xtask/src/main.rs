@@ -5,7 +5,7 @@
 //! | `test` | installs missing system prerequisites, then runs every test of the workspace |
 //! | `lint` | `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings` |
 //! | `ci` | `lint`, then `test`: what `.ci/run` does |
-//! | `bench [--quick] [--json PATH] [--only engine\|open\|reads\|record\|archive\|snapshot]` | installs missing system prerequisites, then the main benchmark job (release build of `aof-bench`) |
+//! | `bench [--quick] [--json PATH] [--only engine\|open\|reads\|record\|archive\|snapshot\|raft]` | installs missing system prerequisites, then the main benchmark job (release build of `aof-bench`) |
 //! | `compare [--quick] [--json PATH] [--sizes N,...] [--batch N]` | installs missing system prerequisites, then the MDBX-vs-SQLite index suite (`aof-compare` binary of `aof-bench`); `--json out.json` also writes the chart `out.svg` |
 //! | `prereqs` | only installs the system prerequisites (and the moto S3 server's venv, `.venv-moto`) |
 //! | `crash [--seeds N]` | the crash matrix (`aof-core`'s crash sweeps, then the SQLite-index sweeps of `tests/crash_sweep_sqlite.rs`) with N writeback seeds per crash point, optimised |

@@ -6,108 +6,16 @@
 //!
 //! `cargo run -p aof-raft --example cluster`
 
-use aof_raft::openraft::error::{
-    Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed,
-    StreamingError, Unreachable,
-};
-use aof_raft::openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use aof_raft::openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    SnapshotResponse, VoteRequest, VoteResponse,
-};
-use aof_raft::openraft::{BasicNode, Config, Raft, ServerState, Snapshot, SnapshotPolicy, Vote};
+use aof_raft::openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use aof_raft::{AofLogStore, KvConfig, KvRequest, KvStateMachine};
+type Router = aof_raft::Router<KvConfig>;
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 type Nid = u64;
 type Error = Box<dyn std::error::Error + Send + Sync>;
-
-/// The in-process network: every running node's `Raft` handle by id. A
-/// stopped node is simply absent (unreachable).
-#[derive(Clone, Default)]
-struct Router {
-    nodes: Arc<Mutex<BTreeMap<Nid, Raft<KvConfig>>>>,
-}
-
-impl Router {
-    fn get(&self, id: Nid) -> Result<Raft<KvConfig>, Unreachable> {
-        let nodes = self.nodes.lock().unwrap();
-        nodes.get(&id).cloned().ok_or_else(|| {
-            Unreachable::new(&NetworkError::new(&std::io::Error::other(format!(
-                "node {id} is down"
-            ))))
-        })
-    }
-}
-
-struct Connection {
-    router: Router,
-    target: Nid,
-}
-
-impl RaftNetworkFactory<KvConfig> for Router {
-    type Network = Connection;
-
-    async fn new_client(&mut self, target: Nid, _node: &BasicNode) -> Connection {
-        Connection {
-            router: self.clone(),
-            target,
-        }
-    }
-}
-
-impl RaftNetwork<KvConfig> for Connection {
-    async fn append_entries(
-        &mut self,
-        rpc: AppendEntriesRequest<KvConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<Nid>, RPCError<Nid, BasicNode, RaftError<Nid>>> {
-        let raft = self.router.get(self.target)?;
-        raft.append_entries(rpc)
-            .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<KvConfig>,
-        _option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<Nid>, RPCError<Nid, BasicNode, RaftError<Nid, InstallSnapshotError>>>
-    {
-        let raft = self.router.get(self.target)?;
-        raft.install_snapshot(rpc)
-            .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-
-    async fn full_snapshot(
-        &mut self,
-        vote: Vote<Nid>,
-        snapshot: Snapshot<KvConfig>,
-        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
-        _option: RPCOption,
-    ) -> Result<SnapshotResponse<Nid>, StreamingError<KvConfig, Fatal<Nid>>> {
-        let raft = self.router.get(self.target)?;
-        raft.install_full_snapshot(vote, snapshot)
-            .await
-            .map_err(|e| StreamingError::RemoteError(RemoteError::new(self.target, e)))
-    }
-
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<Nid>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<Nid>, RPCError<Nid, BasicNode, RaftError<Nid>>> {
-        let raft = self.router.get(self.target)?;
-        raft.vote(rpc)
-            .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-}
 
 struct Cluster {
     root: PathBuf,
@@ -126,18 +34,12 @@ impl Cluster {
         self.state_machines.insert(id, sm.clone());
         self.stores.insert(id, store.clone());
         let raft = Raft::new(id, self.config.clone(), self.router.clone(), store, sm).await?;
-        self.router.nodes.lock().unwrap().insert(id, raft.clone());
+        self.router.add(id, raft.clone());
         Ok(raft)
     }
 
     async fn stop(&mut self, id: Nid) -> Result<(), Error> {
-        let raft = self
-            .router
-            .nodes
-            .lock()
-            .unwrap()
-            .remove(&id)
-            .ok_or("no such node")?;
+        let raft = self.router.remove(id).ok_or("no such node")?;
         raft.shutdown().await?;
         self.state_machines.remove(&id);
         self.stores.remove(&id);
@@ -151,7 +53,7 @@ impl Cluster {
     /// Waits until a running node sees a leader other than `not`, and returns it.
     async fn leader(&self, not: Option<Nid>) -> Result<Nid, Error> {
         for _ in 0..200 {
-            let nodes: Vec<Raft<KvConfig>> = self.router.nodes.lock().unwrap().values().cloned().collect();
+            let nodes: Vec<Raft<KvConfig>> = self.router.nodes().into_values().collect();
             for raft in nodes {
                 let m = raft.metrics().borrow().clone();
                 if m.state == ServerState::Leader && Some(m.id) != not {
@@ -294,7 +196,7 @@ pub async fn main() -> Result<(), Error> {
     }
 
     let last = leader.metrics().borrow().last_log_index;
-    let running: BTreeSet<Nid> = cluster.router.nodes.lock().unwrap().keys().copied().collect();
+    let running: BTreeSet<Nid> = cluster.router.nodes().into_keys().collect();
     for &id in &running {
         cluster
             .raft(id)?

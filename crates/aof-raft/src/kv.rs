@@ -104,6 +104,7 @@ impl KvStateMachine {
         std::fs::create_dir_all(&dir).map_err(|e| RaftStoreError::io(&dir, e))?;
         let mut state = KvState::default();
         if let Some(body) = load_framed(
+            aof_core::LocalFileSystem::shared().as_ref(),
             &dir.join(SNAPSHOT_FILE),
             SNAPSHOT_MAGIC,
             MAX_DECODE_BYTES as u64 + 4096,
@@ -139,7 +140,13 @@ impl KvStateMachine {
     }
 
     fn keep(&self, stored: &StoredSnapshot) -> Result<(), RaftStoreError> {
-        store_framed(&self.dir, SNAPSHOT_FILE, SNAPSHOT_MAGIC, &codec::encode(stored)?)
+        store_framed(
+            aof_core::LocalFileSystem::shared().as_ref(),
+            &self.dir,
+            SNAPSHOT_FILE,
+            SNAPSHOT_MAGIC,
+            &codec::encode(stored)?,
+        )
     }
 }
 

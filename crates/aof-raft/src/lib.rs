@@ -15,6 +15,9 @@
 //! imported (verified, staged, installed by one rename) and read back. The
 //! latest snapshot is kept durably in the state machine's directory.
 //!
+//! [`Router`] is an in-process network for clusters in one process
+//! (the example, crash tests, benchmarks).
+//!
 //! # Example
 //!
 //! ```
@@ -39,6 +42,7 @@ mod error;
 mod kv;
 mod log_store;
 mod meta;
+mod router;
 mod snapshot_log;
 
 pub use codec::MAX_DECODE_BYTES;
@@ -47,3 +51,4 @@ pub use kv::{KvConfig, KvRequest, KvResponse, KvSnapshotBuilder, KvStateMachine,
 pub use log_store::{AofLogReader, AofLogStore, LOG_DIR};
 pub use meta::META_FILE;
 pub use openraft;
+pub use router::{Connection, Router};

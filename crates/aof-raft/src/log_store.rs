@@ -12,8 +12,8 @@
 use crate::codec;
 use crate::error::RaftStoreError;
 use crate::meta::{Meta, sync_dir};
-use aof_core::Aof;
-use aof_record::{AofConfig, FlushStrategy};
+use aof_core::{Aof, AofOptions, FileSystem, LocalFileSystem};
+use aof_record::{AofConfig, AofError, FlushStrategy, SegmentIndex};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
     AnyError, ErrorSubject, ErrorVerb, LogId, LogState, OptionalSend, RaftLogId, RaftLogReader,
@@ -46,6 +46,7 @@ pub struct AofLogReader<C: RaftTypeConfig> {
 }
 
 struct Inner<C: RaftTypeConfig> {
+    fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     aof: Arc<Aof>,
     state: Mutex<State<C::NodeId>>,
@@ -119,29 +120,45 @@ where
     /// [`FlushStrategy::Async`]: the store makes every append durable
     /// itself, one fsync shared by all appends in flight.
     pub fn open_with_config(dir: impl AsRef<Path>, config: AofConfig) -> Result<Self, RaftStoreError> {
+        Self::open_with_fs(LocalFileSystem::shared(), dir, config, |log_dir| {
+            let path = log_dir.join(aof_core::layout::SQLITE_INDEX_FILE);
+            let index = aof_index_sqlite::SqliteSegmentIndex::open(&path)?;
+            Ok(Arc::new(index))
+        })
+    }
+
+    /// [`AofLogStore::open_with_config`] with every file operation (the aof
+    /// log's and the metadata file's) on `fs`, and the log's segment index
+    /// made by `open_index`, which is given the log's directory once it
+    /// exists (and is locked against other writers). Crash tests run the
+    /// store on aof-core's fault-injecting file system this way.
+    pub fn open_with_fs(
+        fs: Arc<dyn FileSystem>,
+        dir: impl AsRef<Path>,
+        config: AofConfig,
+        open_index: impl FnOnce(&Path) -> Result<Arc<dyn SegmentIndex>, AofError>,
+    ) -> Result<Self, RaftStoreError> {
         let dir = dir.as_ref().to_owned();
         let log_dir = dir.join(LOG_DIR);
-        std::fs::create_dir_all(&log_dir).map_err(|e| RaftStoreError::io(&log_dir, e))?;
-        sync_dir(&dir)?;
+        fs.create_dir_all(&log_dir)
+            .map_err(|e| RaftStoreError::io(&log_dir, e))?;
+        sync_dir(fs.as_ref(), &dir)?;
         let config = config.to_builder().flush_strategy(FlushStrategy::Async).build()?;
-        drop(aof_core::lock_log(
-            aof_core::LocalFileSystem::shared().as_ref(),
-            &log_dir,
-        )?);
-        let index_path = log_dir.join(aof_core::layout::SQLITE_INDEX_FILE);
-        let index =
-            aof_index_sqlite::SqliteSegmentIndex::open(&index_path).map_err(aof_record::AofError::from)?;
-        let aof = Aof::open(&log_dir, config, Arc::new(index))?;
+        drop(aof_core::lock_log(fs.as_ref(), &log_dir)?);
+        let index = open_index(&log_dir)?;
+        let mut options = AofOptions::new(config);
+        options.fs = fs.clone();
+        let aof = Aof::open_with(&log_dir, options, index)?;
         if aof.next_id() == 0 {
             aof.append(HEADER_RECORD)?;
             aof.flush_blocking()?;
         }
         let next = aof.next_id();
-        let mut meta = match Meta::load(&dir)? {
+        let mut meta = match Meta::load(fs.as_ref(), &dir)? {
             Some(meta) => meta,
             None => {
                 let meta = Meta::new(next);
-                meta.store(&dir)?;
+                meta.store(fs.as_ref(), &dir)?;
                 meta
             }
         };
@@ -149,10 +166,11 @@ where
             // Only if the disk lost durable records: no entry is left after
             // the base, so re-base on the log's end.
             meta.base_record = next;
-            meta.store(&dir)?;
+            meta.store(fs.as_ref(), &dir)?;
         }
         let mut state = State { meta, last: None };
         let inner = Inner {
+            fs,
             dir,
             aof: Arc::new(aof),
             state: Mutex::new(State {
@@ -194,7 +212,7 @@ where
         let mut state = lock(&self.inner.state);
         let mut meta = state.meta.clone();
         change(&mut meta);
-        meta.store(&self.inner.dir)?;
+        meta.store(self.inner.fs.as_ref(), &self.inner.dir)?;
         state.meta = meta;
         Ok(())
     }

@@ -2,14 +2,16 @@
 //! and where Raft indexes sit among the aof record ids. One small file,
 //! replaced atomically (temp file, fsync, rename, fsync of the directory)
 //! and checksummed, so a crash leaves either the old or the new version.
+//! Every file operation goes through an aof-core [`FileSystem`], so crash
+//! tests can run it on the fault-injecting one.
 
 use crate::codec;
 use crate::error::RaftStoreError;
+use aof_core::fs::FileHandleExt;
+use aof_core::{FileSystem, OpenMode};
 use crc::{CRC_64_NVME, Crc};
 use openraft::{LogId, NodeId, Vote};
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// The metadata file's name inside the store directory.
@@ -49,10 +51,10 @@ impl<NID: NodeId> Meta<NID> {
         }
     }
 
-    /// Reads the metadata in `dir`, `None` if there is none yet.
-    pub(crate) fn load(dir: &Path) -> Result<Option<Self>, RaftStoreError> {
+    /// Reads the metadata in `dir` on `fs`, `None` if there is none yet.
+    pub(crate) fn load(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Self>, RaftStoreError> {
         let path = dir.join(META_FILE);
-        let Some(body) = load_framed(&path, MAGIC, MAX_META_BYTES)? else {
+        let Some(body) = load_framed(fs, &path, MAGIC, MAX_META_BYTES)? else {
             return Ok(None);
         };
         codec::decode(&body)
@@ -63,21 +65,26 @@ impl<NID: NodeId> Meta<NID> {
             })
     }
 
-    /// Replaces the metadata in `dir` durably and atomically.
-    pub(crate) fn store(&self, dir: &Path) -> Result<(), RaftStoreError> {
-        store_framed(dir, META_FILE, MAGIC, &codec::encode(self)?)
+    /// Replaces the metadata in `dir` on `fs` durably and atomically.
+    pub(crate) fn store(&self, fs: &dyn FileSystem, dir: &Path) -> Result<(), RaftStoreError> {
+        store_framed(fs, dir, META_FILE, MAGIC, &codec::encode(self)?)
     }
 }
 
-/// Reads the file `path` written by [`store_framed`] with `magic` and
-/// returns its checked body, `None` if there is no such file.
-pub(crate) fn load_framed(path: &Path, magic: &[u8; 8], max: u64) -> Result<Option<Vec<u8>>, RaftStoreError> {
-    let mut file = match File::open(path) {
+/// Reads the file `path` on `fs` written by [`store_framed`] with `magic`
+/// and returns its checked body, `None` if there is no such file.
+pub(crate) fn load_framed(
+    fs: &dyn FileSystem,
+    path: &Path,
+    magic: &[u8; 8],
+    max: u64,
+) -> Result<Option<Vec<u8>>, RaftStoreError> {
+    let file = match fs.open(path, OpenMode::Read) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(RaftStoreError::io(path, e)),
     };
-    let len = file.metadata().map_err(|e| RaftStoreError::io(path, e))?.len();
+    let len = file.len().map_err(|e| RaftStoreError::io(path, e))?;
     let bad = |reason| RaftStoreError::BadMeta {
         path: path.to_owned(),
         reason,
@@ -85,8 +92,9 @@ pub(crate) fn load_framed(path: &Path, magic: &[u8; 8], max: u64) -> Result<Opti
     if len > max {
         return Err(bad("larger than any file of this kind"));
     }
-    let mut bytes = Vec::with_capacity(len as usize);
-    file.read_to_end(&mut bytes)
+    // `len <= max`, a small bound: safe to allocate.
+    let bytes = file
+        .read_vec_at(len as usize, 0)
         .map_err(|e| RaftStoreError::io(path, e))?;
     if bytes.len() < HEADER || &bytes[..8] != magic {
         return Err(bad("no aof-raft header"));
@@ -95,13 +103,13 @@ pub(crate) fn load_framed(path: &Path, magic: &[u8; 8], max: u64) -> Result<Opti
     if CRC.checksum(&bytes[HEADER..]) != crc {
         return Err(bad("checksum mismatch"));
     }
-    bytes.drain(..HEADER);
-    Ok(Some(bytes))
+    Ok(Some(bytes[HEADER..].to_vec()))
 }
 
-/// Replaces file `name` in `dir` with `magic`, a checksum and `body`,
-/// durably and atomically (temp file, fsync, rename, fsync of `dir`).
+/// Replaces file `name` in `dir` on `fs` with `magic`, a checksum and
+/// `body`, durably and atomically (temp file, fsync, rename, fsync of `dir`).
 pub(crate) fn store_framed(
+    fs: &dyn FileSystem,
     dir: &Path,
     name: &str,
     magic: &[u8; 8],
@@ -112,25 +120,28 @@ pub(crate) fn store_framed(
     bytes.extend_from_slice(&CRC.checksum(body).to_le_bytes());
     bytes.extend_from_slice(body);
     let temp: PathBuf = dir.join(format!("{name}.tmp"));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&temp)
+    // A temp file left by a crash is garbage: never renamed, so never read.
+    match fs.remove_file(&temp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(RaftStoreError::io(&temp, e)),
+    }
+    let file = fs
+        .open(&temp, OpenMode::CreateNew)
         .map_err(|e| RaftStoreError::io(&temp, e))?;
-    file.write_all(&bytes).map_err(|e| RaftStoreError::io(&temp, e))?;
+    file.write_all_at(&bytes, 0)
+        .map_err(|e| RaftStoreError::io(&temp, e))?;
     file.sync_all().map_err(|e| RaftStoreError::io(&temp, e))?;
     drop(file);
     let path = dir.join(name);
-    std::fs::rename(&temp, &path).map_err(|e| RaftStoreError::io(&path, e))?;
-    sync_dir(dir)
+    fs.rename(&temp, &path)
+        .map_err(|e| RaftStoreError::io(&path, e))?;
+    sync_dir(fs, dir)
 }
 
-/// Fsyncs directory `dir`, so a rename or a new file in it is durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), RaftStoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| RaftStoreError::io(dir, e))
+/// Fsyncs directory `dir` on `fs`, so a rename or a new file in it is durable.
+pub(crate) fn sync_dir(fs: &dyn FileSystem, dir: &Path) -> Result<(), RaftStoreError> {
+    fs.sync_dir(dir).map_err(|e| RaftStoreError::io(dir, e))
 }
 
 #[cfg(test)]
@@ -141,12 +152,14 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_damage() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(Meta::<u64>::load(dir.path()).unwrap(), None);
+        let fs = aof_core::LocalFileSystem::shared();
+        let fs = fs.as_ref();
+        assert_eq!(Meta::<u64>::load(fs, dir.path()).unwrap(), None);
         let mut meta = Meta::<u64>::new(1);
         meta.vote = Some(Vote::new(3, 7));
         meta.purged = Some(LogId::new(CommittedLeaderId::new(2, 7), 40));
-        meta.store(dir.path()).unwrap();
-        assert_eq!(Meta::load(dir.path()).unwrap(), Some(meta));
+        meta.store(fs, dir.path()).unwrap();
+        assert_eq!(Meta::load(fs, dir.path()).unwrap(), Some(meta));
 
         let path = dir.path().join(META_FILE);
         let mut bytes = std::fs::read(&path).unwrap();
@@ -154,7 +167,7 @@ mod tests {
         bytes[last] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
         assert!(matches!(
-            Meta::<u64>::load(dir.path()),
+            Meta::<u64>::load(fs, dir.path()),
             Err(RaftStoreError::BadMeta {
                 reason: "checksum mismatch",
                 ..
