@@ -26,6 +26,7 @@ use std::future::Future;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// The name of the aof log's directory inside the store directory.
 pub const LOG_DIR: &str = "log";
@@ -56,6 +57,29 @@ struct State<NID: openraft::NodeId> {
     meta: Meta<NID>,
     /// The log id of the last entry present, `None` when there is none.
     last: Option<LogId<NID>>,
+    /// When `meta` was last written, and whether its committed log id has
+    /// changed since (see [`COMMITTED_INTERVAL`]).
+    saved_at: Option<Instant>,
+    committed_unsaved: bool,
+}
+
+/// How often a change of the committed log id alone rewrites `raft-meta`.
+/// openraft calls `save_committed` at every commit, but treats it as
+/// optional (its default does nothing): it only spares a restarted node
+/// re-learning its commit index from the leader. A rewrite costs two fsyncs,
+/// so a commit writes it at most this often; a vote or purge change, and
+/// dropping the store, write the latest committed log id with it.
+pub const COMMITTED_INTERVAL: Duration = Duration::from_secs(1);
+
+impl<C: RaftTypeConfig> Drop for Inner<C> {
+    fn drop(&mut self) {
+        let state = lock(&self.state);
+        if state.committed_unsaved
+            && let Err(e) = state.meta.store(self.fs.as_ref(), &self.dir)
+        {
+            log::warn!("saving the committed log id in {}: {e}", self.dir.display());
+        }
+    }
 }
 
 impl<C: RaftTypeConfig> Clone for AofLogStore<C> {
@@ -168,7 +192,12 @@ where
             meta.base_record = next;
             meta.store(fs.as_ref(), &dir)?;
         }
-        let mut state = State { meta, last: None };
+        let mut state = State {
+            meta,
+            last: None,
+            saved_at: None,
+            committed_unsaved: false,
+        };
         let inner = Inner {
             fs,
             dir,
@@ -176,6 +205,8 @@ where
             state: Mutex::new(State {
                 meta: state.meta.clone(),
                 last: None,
+                saved_at: None,
+                committed_unsaved: false,
             }),
         };
         let end = state.end_index(next);
@@ -214,7 +245,24 @@ where
         change(&mut meta);
         meta.store(self.inner.fs.as_ref(), &self.inner.dir)?;
         state.meta = meta;
+        state.saved_at = Some(Instant::now());
+        state.committed_unsaved = false;
         Ok(())
+    }
+
+    /// Records the committed log id: in memory now, in `raft-meta` at most
+    /// every [`COMMITTED_INTERVAL`] (see there).
+    fn note_committed(&self, committed: Option<LogId<C::NodeId>>) -> Result<(), RaftStoreError> {
+        {
+            let mut state = lock(&self.inner.state);
+            let due = state.saved_at.is_none_or(|t| t.elapsed() >= COMMITTED_INTERVAL);
+            if !due {
+                state.meta.committed = committed;
+                state.committed_unsaved = true;
+                return Ok(());
+            }
+        }
+        self.save_meta(|m| m.committed = committed)
     }
 
     async fn append_entries(&mut self, entries: Vec<C::Entry>) -> Result<AppendOutcome, RaftStoreError> {
@@ -453,7 +501,7 @@ where
         &mut self,
         committed: Option<LogId<C::NodeId>>,
     ) -> Result<(), StorageError<C::NodeId>> {
-        self.save_meta(|m| m.committed = committed)
+        self.note_committed(committed)
             .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, &e))
     }
 

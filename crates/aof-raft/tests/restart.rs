@@ -152,3 +152,28 @@ fn damaged_metadata_is_a_typed_error() {
     let err = AofLogStore::<KvConfig>::open(dir.path()).unwrap_err();
     assert!(matches!(err, RaftStoreError::BadMeta { .. }), "{err}");
 }
+
+/// A commit alone rewrites `raft-meta` at most once per
+/// `COMMITTED_INTERVAL`; the latest committed log id still reaches the file
+/// when the store is dropped, and with the next vote change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_is_written_at_most_once_an_interval_and_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = || std::fs::read(dir.path().join(META_FILE)).unwrap();
+    {
+        let mut store = open(dir.path());
+        store.save_committed(Some(log_id(1, 3))).await.unwrap();
+        let after_first = meta();
+        for i in 4..50 {
+            store.save_committed(Some(log_id(1, i))).await.unwrap();
+        }
+        assert_eq!(meta(), after_first, "a commit within the interval rewrote raft-meta");
+        assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 49)));
+        store.save_vote(&Vote::new_committed(2, 1)).await.unwrap();
+        assert_ne!(meta(), after_first, "a vote change writes the committed log id too");
+        store.save_committed(Some(log_id(2, 50))).await.unwrap();
+    }
+    let mut store = open(dir.path());
+    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(2, 50)));
+    assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new_committed(2, 1)));
+}
