@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 /// The environment.
 pub(crate) type Env = Database<NoWriteMap>;
@@ -98,14 +98,16 @@ fn cursor<'c, 'txn>(
 
 /// What lives next to the environment and borrows it.
 ///
-/// Beginning a read transaction costs about as much as the lookup itself, so
-/// reads reuse them, with their cursors, from a few slots. A cached snapshot
-/// is tagged with the write `generation` it was begun in; every write bumps
-/// the generation after its commit and then drops every snapshot with an
-/// older tag, and a read that finds an old tag begins a new snapshot. So a
-/// read sees every write that returned before it started, and no stale
-/// snapshot outlives the next write. The environment is opened
-/// `MDBX_EXCLUSIVE`, so no other process can write behind this handle's back.
+/// Beginning a read transaction and opening a cursor cost about as much as
+/// the lookup itself, so reads reuse them from a few slots. A cached
+/// snapshot is tagged with the write `generation` it was begun in; every
+/// write bumps the generation after its commit, and a read that finds an
+/// older tag begins a new snapshot. So a read sees every write that returned
+/// before it started. Old snapshots are also ended promptly, so that they do
+/// not pin pages the writer could reuse: a write ends those in slots not in
+/// use, and a read ends its own if a write committed while it ran. The
+/// environment is opened `MDBX_EXCLUSIVE`, so no other process can write
+/// behind this handle's back.
 pub(crate) struct Handles<'env> {
     tables: Tables<'env>,
     slots: [Slot<'env>; SLOTS],
@@ -218,9 +220,15 @@ impl EnvCell {
             let committed = txn.commit().map_err(mdbx);
             // Even after a failed commit: cached snapshots must not be trusted.
             let generation = h.generation.fetch_add(1, Ordering::AcqRel) + 1;
+            // Ends the snapshots older than the commit, so that they do not
+            // hold its predecessor's pages. A slot in use is skipped, not
+            // waited for (readers taking their slot back at once would starve
+            // the writer): that read ends its snapshot itself when it sees
+            // the new generation, and any read drops a stale one it finds.
             for slot in &h.slots {
-                let mut cached = lock(&slot.0);
-                if cached.as_ref().is_some_and(|(tag, _)| *tag != generation) {
+                if let Some(mut cached) = try_lock(&slot.0)
+                    && cached.as_ref().is_some_and(|(tag, _)| *tag != generation)
+                {
                     *cached = None;
                 }
             }
@@ -234,13 +242,9 @@ impl EnvCell {
     }
 }
 
-/// Locks a slot; a panic elsewhere cannot leave it inconsistent (a snapshot
-/// is read-only, and every read positions its cursors afresh).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// [`lock`] if nobody holds the lock, `None` if somebody does.
+/// Locks a slot if nobody holds it, `None` if somebody does. A panic
+/// elsewhere cannot leave a slot inconsistent (a snapshot is read-only, and
+/// every read positions its cursors afresh), so poison is ignored.
 fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
     match m.try_lock() {
         Ok(guard) => Some(guard),
