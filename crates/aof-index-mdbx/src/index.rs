@@ -135,7 +135,8 @@ impl SegmentIndex for MdbxSegmentIndex {
             else {
                 return Ok(None);
             };
-            Ok(Some(decode_row(&k, &v)?).filter(|e| e.contains(id)))
+            let entry = decode_row(&k, &v)?;
+            Ok(entry.contains(id).then_some(entry))
         })
     }
 
