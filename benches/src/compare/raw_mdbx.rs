@@ -3,7 +3,8 @@
 //! 1 MiB), holding the same three tables and the same encoded rows, which
 //! are read back raw from an index that wrote them. It does the index's
 //! operations as plain cursor seeks and puts, without its checks, decoding,
-//! transaction pool or write generations.
+//! transaction pool or write generations. Like the index, every read hands
+//! back owned bytes (copied out of the map) rather than a view into it.
 //!
 //! Single-threaded lookups run inside one read transaction per round (the
 //! engine's ceiling, as in `LIMITS.md`). Concurrent readers keep their read
@@ -137,16 +138,19 @@ fn le(bytes: &[u8], at: usize) -> Res<u64> {
     ))
 }
 
-/// One floor seek: the value of the segment holding `id`, checked to hold it.
-fn floor<'t>(cursor: &mut libmdbx::Cursor<'t, RO>, id: u64) -> Res<Bytes<'t>> {
+/// One floor seek: the value of the segment holding `id`, checked to hold it,
+/// copied out of the map. `find_segment_for_id` returns an owned entry, so
+/// the raw lookup owns its answer too, as the other raw reads here do
+/// (`into_owned`); it does not decode it.
+fn floor(cursor: &mut libmdbx::Cursor<'_, RO>, id: u64) -> Res<Vec<u8>> {
     let (_, v) = cursor
-        .set_upperbound::<Bytes<'t>, Bytes<'t>>(&id.to_be_bytes())?
+        .set_upperbound::<Bytes<'_>, Bytes<'_>>(&id.to_be_bytes())?
         .ok_or("raw lookup missed")?;
     // Layout v1: last_id at offset 12, little-endian.
     if le(&v, 12)? < id {
         return Err("raw lookup missed".into());
     }
-    Ok(v)
+    Ok(v.into_owned())
 }
 
 /// A raw libmdbx environment with the index's tables.

@@ -83,10 +83,15 @@ fn status_code(status: SegmentStatus) -> Result<u8, IndexError> {
     })
 }
 
-fn status_from_byte(byte: u8) -> Option<SegmentStatus> {
-    SegmentStatus::ALL
-        .into_iter()
-        .find(|s| status_byte(*s) == Some(byte))
+/// The status a byte of [`status_byte`] stands for; `None` for any other byte.
+const fn status_from_byte(byte: u8) -> Option<SegmentStatus> {
+    match byte {
+        1 => Some(SegmentStatus::Active),
+        2 => Some(SegmentStatus::Finalized),
+        3 => Some(SegmentStatus::ArchivedCached),
+        4 => Some(SegmentStatus::ArchivedRemote),
+        _ => None,
+    }
 }
 
 /// The key of the status table: status byte, then the base id big-endian.
@@ -194,63 +199,53 @@ pub(crate) fn encode_entry(e: &SegmentEntry, out: &mut Vec<u8>) -> Result<(), In
     Ok(())
 }
 
-/// A little-endian reader over a value that fails instead of panicking.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    base_id: u64,
+/// The fields of the fixed part after its first four bytes, by offset: the
+/// one a value too short to hold the fixed part is cut in is named.
+const FIXED_FIELDS: [(usize, &str); 12] = [
+    (4, "base_id"),
+    (12, "last_id"),
+    (20, "record_count"),
+    (28, "created_at"),
+    (36, "original_size"),
+    (44, "finalized_at"),
+    (52, "archived_at"),
+    (60, "uncompressed_checksum"),
+    (68, "compressed_checksum"),
+    (76, "compressed_size"),
+    (84, "local_path"),
+    (88, "archive_key"),
+];
+
+/// The little-endian `u64` at `at` of the fixed part.
+#[inline(always)]
+fn le_u64(fixed: &[u8; HEADER_LEN], at: usize) -> u64 {
+    let mut a = [0; 8];
+    a.copy_from_slice(&fixed[at..at + 8]);
+    u64::from_le_bytes(a)
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], IndexError> {
-        if self.bytes.len() < n {
-            return Err(IndexError::CorruptEntry {
-                base_id: self.base_id,
-                field,
-            });
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Ok(head)
-    }
-
-    fn u64(&mut self, field: &'static str) -> Result<u64, IndexError> {
-        let b = self.take(8, field)?;
-        let mut a = [0; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
-    }
-
-    fn u32(&mut self, field: &'static str) -> Result<usize, IndexError> {
-        let b = self.take(4, field)?;
-        let mut a = [0; 4];
-        a.copy_from_slice(b);
-        usize::try_from(u32::from_le_bytes(a)).map_err(|_| IndexError::CorruptEntry {
-            base_id: self.base_id,
-            field,
-        })
-    }
-
-    fn string(&mut self, len: usize, field: &'static str) -> Result<String, IndexError> {
-        let b = self.take(len, field)?;
-        String::from_utf8(b.to_vec()).map_err(|_| IndexError::CorruptEntry {
-            base_id: self.base_id,
-            field,
-        })
-    }
+/// The little-endian `u32` at `at` of the fixed part.
+#[inline(always)]
+fn le_u32(fixed: &[u8; HEADER_LEN], at: usize) -> u32 {
+    let mut a = [0; 4];
+    a.copy_from_slice(&fixed[at..at + 4]);
+    u32::from_le_bytes(a)
 }
 
 /// Decodes the entry value stored under `key_base_id`.
+///
+/// Lookups spend a good part of their time here, so the fixed part is read
+/// at fixed offsets of one bounds-checked array, and each string field is
+/// checked and copied once.
+#[inline]
 pub(crate) fn decode_entry(key_base_id: u64, bytes: &[u8]) -> Result<SegmentEntry, IndexError> {
     let corrupt = |field| IndexError::CorruptEntry {
         base_id: key_base_id,
         field,
     };
-    let mut r = Reader {
-        bytes,
-        base_id: key_base_id,
+    let Some(&[layout, status, flags, reserved]) = bytes.first_chunk::<4>() else {
+        return Err(corrupt("header"));
     };
-    let head = r.take(4, "header")?;
-    let [layout, status, flags, reserved] = [head[0], head[1], head[2], head[3]];
     if layout != ENTRY_LAYOUT {
         return Err(corrupt("layout version"));
     }
@@ -258,49 +253,43 @@ pub(crate) fn decode_entry(key_base_id: u64, bytes: &[u8]) -> Result<SegmentEntr
     if flags & !KNOWN_FLAGS != 0 || reserved != 0 {
         return Err(corrupt("presence flags"));
     }
-    let opt = |bit: u8, v: u64| (flags & bit != 0).then_some(v);
-    let base_id = r.u64("base_id")?;
+    let Some((fixed, strings)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+        let len = bytes.len();
+        let cut = FIXED_FIELDS.iter().rev().find(|(at, _)| *at <= len);
+        return Err(corrupt(cut.map_or("header", |(_, name)| *name)));
+    };
+    let opt = |bit: u8, at: usize| (flags & bit != 0).then(|| le_u64(fixed, at));
+    let base_id = le_u64(fixed, 4);
     if base_id != key_base_id {
         return Err(corrupt("base_id"));
     }
-    let last_id = r.u64("last_id")?;
-    let record_count = r.u64("record_count")?;
-    let created_at = r.u64("created_at")?;
-    let original_size = r.u64("original_size")?;
-    let finalized_at = opt(HAS_FINALIZED_AT, r.u64("finalized_at")?);
-    let archived_at = opt(HAS_ARCHIVED_AT, r.u64("archived_at")?);
-    let uncompressed_checksum = opt(HAS_UNCOMPRESSED_CHECKSUM, r.u64("uncompressed_checksum")?);
-    let compressed_checksum = opt(HAS_COMPRESSED_CHECKSUM, r.u64("compressed_checksum")?);
-    let compressed_size = opt(HAS_COMPRESSED_SIZE, r.u64("compressed_size")?);
-    let local_len = r.u32("local_path")?;
-    let archive_len = r.u32("archive_key")?;
-    if r.bytes.len() != local_len.saturating_add(archive_len) {
+    let local_len = usize::try_from(le_u32(fixed, 84)).map_err(|_| corrupt("local_path"))?;
+    let archive_len = usize::try_from(le_u32(fixed, 88)).map_err(|_| corrupt("archive_key"))?;
+    let Some((local, archive)) = strings
+        .split_at_checked(local_len)
+        .filter(|(_, rest)| rest.len() == archive_len)
+    else {
         return Err(corrupt("string lengths"));
-    }
-    let local_path = r.string(local_len, "local_path")?;
-    let archive_key = r.string(archive_len, "archive_key")?;
-    let local_path = (flags & HAS_LOCAL_PATH != 0).then_some(local_path);
-    let archive_key = (flags & HAS_ARCHIVE_KEY != 0).then_some(archive_key);
-    if local_path.is_none() && local_len != 0 {
-        return Err(corrupt("local_path"));
-    }
-    if archive_key.is_none() && archive_len != 0 {
-        return Err(corrupt("archive_key"));
-    }
+    };
+    let string = |present: bool, b: &[u8], field| match (present, std::str::from_utf8(b)) {
+        (true, Ok(s)) => Ok(Some(s.to_owned())),
+        (false, _) if b.is_empty() => Ok(None),
+        _ => Err(corrupt(field)),
+    };
     let entry = SegmentEntry {
         base_id,
-        last_id,
-        record_count,
+        last_id: le_u64(fixed, 12),
+        record_count: le_u64(fixed, 20),
         status,
-        created_at,
-        finalized_at,
-        archived_at,
-        uncompressed_checksum,
-        compressed_checksum,
-        original_size,
-        compressed_size,
-        local_path,
-        archive_key,
+        created_at: le_u64(fixed, 28),
+        finalized_at: opt(HAS_FINALIZED_AT, 44),
+        archived_at: opt(HAS_ARCHIVED_AT, 52),
+        uncompressed_checksum: opt(HAS_UNCOMPRESSED_CHECKSUM, 60),
+        compressed_checksum: opt(HAS_COMPRESSED_CHECKSUM, 68),
+        original_size: le_u64(fixed, 36),
+        compressed_size: opt(HAS_COMPRESSED_SIZE, 76),
+        local_path: string(flags & HAS_LOCAL_PATH != 0, local, "local_path")?,
+        archive_key: string(flags & HAS_ARCHIVE_KEY != 0, archive, "archive_key")?,
     };
     entry.validate().map_err(|_| corrupt("record_count"))?;
     Ok(entry)
@@ -412,6 +401,18 @@ mod tests {
             decode_entry(0x0102, &buf[..HEADER_LEN]),
             Err(IndexError::CorruptEntry { .. })
         ));
+    }
+
+    #[test]
+    fn status_bytes_round_trip() {
+        for status in SegmentStatus::ALL {
+            if let Some(byte) = status_byte(status) {
+                assert_eq!(status_from_byte(byte), Some(status));
+            }
+        }
+        for byte in [0, 5, 0xff] {
+            assert_eq!(status_from_byte(byte), None);
+        }
     }
 
     #[test]

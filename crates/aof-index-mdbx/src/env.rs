@@ -1,14 +1,15 @@
-//! The open environment: its table handles, opened once, and the pool of
-//! read transactions every read reuses (see the crate docs, "Reads").
+//! The open environment: its table handles, opened once, and the cached
+//! read snapshots every read reuses (see the crate docs, "Reads").
 
 use crate::codec::TABLES;
 use crate::error::{mdbx, open_error};
 use aof_record::index::{IndexError, IndexResult};
-use libmdbx::{Database, DatabaseOptions, Mode, NoWriteMap, RO, RW, Table, Transaction};
+use libmdbx::{Cursor, Database, DatabaseOptions, Mode, NoWriteMap, RO, RW, Table, Transaction};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 /// The environment.
 pub(crate) type Env = Database<NoWriteMap>;
@@ -27,22 +28,90 @@ pub(crate) struct Tables<'env> {
     pub(crate) meta: Table<'env>,
 }
 
-/// Most read transactions kept for reuse.
-const POOL_MAX: usize = 32;
+/// Slots of cached read snapshots. A thread uses the slot its number picks
+/// (threads are numbered in the order they first read), so threads seldom
+/// share one; more slots than this machine has cores.
+const SLOTS: usize = 16;
+/// Slots a read tries, from its own on, before it reads on a snapshot of its own.
+const PROBES: usize = 3;
+
+/// The cursors of one read transaction, each opened on first use and kept
+/// with the transaction: opening and closing a cursor was about a tenth of a
+/// lookup.
+#[derive(Default)]
+pub(crate) struct Cursors<'txn> {
+    entries: Option<Cursor<'txn, RO>>,
+    by_status: Option<Cursor<'txn, RO>>,
+    by_time: Option<Cursor<'txn, RO>>,
+}
+
+self_cell::self_cell!(
+    /// A read transaction and its cursors.
+    struct Snapshot<'env> {
+        owner: RoTxn<'env>,
+        #[covariant]
+        dependent: Cursors,
+    }
+);
+
+/// One slot: the write generation a snapshot was begun in, and the snapshot.
+/// Aligned so that the slots of two threads never share a cache line.
+#[repr(align(128))]
+struct Slot<'env>(Mutex<Option<(u64, Snapshot<'env>)>>);
+
+/// What a read sees: one snapshot, its cursors and the table handles.
+pub(crate) struct Reader<'r, 'txn> {
+    /// The read transaction.
+    pub(crate) txn: &'txn RoTxn<'txn>,
+    /// The table handles.
+    pub(crate) tables: &'r Tables<'txn>,
+    cursors: &'r mut Cursors<'txn>,
+}
+
+impl<'txn> Reader<'_, 'txn> {
+    /// The cursor on `aof.entries`, wherever the last read left it.
+    pub(crate) fn entries(&mut self) -> IndexResult<&mut Cursor<'txn, RO>> {
+        cursor(self.txn, &self.tables.entries, &mut self.cursors.entries)
+    }
+
+    /// The cursor on `aof.by_status`, wherever the last read left it.
+    pub(crate) fn by_status(&mut self) -> IndexResult<&mut Cursor<'txn, RO>> {
+        cursor(self.txn, &self.tables.by_status, &mut self.cursors.by_status)
+    }
+
+    /// The cursor on `aof.by_time`, wherever the last read left it.
+    pub(crate) fn by_time(&mut self) -> IndexResult<&mut Cursor<'txn, RO>> {
+        cursor(self.txn, &self.tables.by_time, &mut self.cursors.by_time)
+    }
+}
+
+/// The cursor in `slot`, opened on `table` if there is none yet.
+fn cursor<'c, 'txn>(
+    txn: &'txn RoTxn<'txn>,
+    table: &Table<'txn>,
+    slot: &'c mut Option<Cursor<'txn, RO>>,
+) -> IndexResult<&'c mut Cursor<'txn, RO>> {
+    match slot {
+        Some(c) => Ok(c),
+        None => Ok(slot.insert(txn.cursor(table).map_err(mdbx)?)),
+    }
+}
 
 /// What lives next to the environment and borrows it.
 ///
-/// Beginning a read transaction costs about as much as the lookup itself, so
-/// reads reuse them. A pooled transaction is tagged with the write
-/// `generation` it was begun in; every write bumps the generation after its
-/// commit (and empties the pool), and a transaction whose tag is not the
-/// current generation is dropped instead of used. So a read sees every write
-/// that returned before it started, and no stale snapshot outlives the next
-/// write. The environment is opened `MDBX_EXCLUSIVE`, so no other process can
-/// write behind this handle's back.
+/// Beginning a read transaction costs about as much as a lookup, and opening
+/// a cursor about a tenth of one, so reads reuse both from a few slots. A cached
+/// snapshot is tagged with the write `generation` it was begun in; every
+/// write bumps the generation after its commit, and a read that finds an
+/// older tag begins a new snapshot. So a read sees every write that returned
+/// before it started. Old snapshots are also ended promptly, so that they do
+/// not pin pages the writer could reuse: a write ends those in slots not in
+/// use, and a read ends its own if a write committed while it ran. The
+/// environment is opened `MDBX_EXCLUSIVE`, so no other process can write
+/// behind this handle's back.
 pub(crate) struct Handles<'env> {
     tables: Tables<'env>,
-    pool: Mutex<Vec<(u64, RoTxn<'env>)>>,
+    slots: [Slot<'env>; SLOTS],
     generation: AtomicU64,
 }
 
@@ -54,8 +123,28 @@ self_cell::self_cell!(
     }
 );
 
+/// Threads numbered so far, for [`home_slot`].
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's number, taken on its first read.
+    static THREAD: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The slot this thread tries first.
+fn home_slot() -> usize {
+    THREAD.with(|t| {
+        let n = t.get().unwrap_or_else(|| {
+            let n = THREADS.fetch_add(1, Ordering::Relaxed);
+            t.set(Some(n));
+            n
+        });
+        n % SLOTS
+    })
+}
+
 impl EnvCell {
-    /// Opens the tables of `env` once, for its lifetime, with an empty pool.
+    /// Opens the tables of `env` once, for its lifetime, with empty slots.
     pub(crate) fn with_tables(env: Env, path: &Path) -> IndexResult<Self> {
         Self::try_new(env, |env| {
             let txn = env.begin_ro_txn().map_err(mdbx)?;
@@ -73,7 +162,7 @@ impl EnvCell {
                     by_time,
                     meta,
                 },
-                pool: Mutex::new(Vec::new()),
+                slots: std::array::from_fn(|_| Slot(Mutex::new(None))),
                 generation: AtomicU64::new(0),
             })
         })
@@ -81,23 +170,40 @@ impl EnvCell {
 
     /// Runs `f` on a read snapshot that includes every write that returned
     /// before this call (see [`Handles`]).
-    pub(crate) fn read<T>(
-        &self,
-        f: impl FnOnce(&RoTxn<'_>, &Tables<'_>) -> IndexResult<T>,
-    ) -> IndexResult<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut Reader<'_, '_>) -> IndexResult<T>) -> IndexResult<T> {
         self.with_dependent(|env, h| {
             let generation = h.generation.load(Ordering::Acquire);
-            let pooled = lock(&h.pool).pop();
-            let (tag, txn) = match pooled {
-                Some((tag, txn)) if tag == generation => (tag, txn),
-                _ => (generation, env.begin_ro_txn().map_err(mdbx)?),
+            let home = home_slot();
+            let guard = (0..PROBES).find_map(|i| try_lock(&h.slots[(home + i) % SLOTS].0));
+            let Some(mut guard) = guard else {
+                // Every slot tried is in use: a snapshot of this read's own.
+                let txn = env.begin_ro_txn().map_err(mdbx)?;
+                return Snapshot::new(txn, |_| Cursors::default()).with_dependent_mut(|txn, cursors| {
+                    f(&mut Reader {
+                        txn,
+                        tables: &h.tables,
+                        cursors,
+                    })
+                });
             };
-            let result = f(&txn, &h.tables);
-            if result.is_ok() && h.generation.load(Ordering::Acquire) == tag {
-                let mut pool = lock(&h.pool);
-                if pool.len() < POOL_MAX {
-                    pool.push((tag, txn));
+            let (tag, mut snapshot) = match guard.take() {
+                Some((tag, snapshot)) if tag == generation => (tag, snapshot),
+                stale => {
+                    // Ends the old snapshot before beginning the next.
+                    drop(stale);
+                    let txn = env.begin_ro_txn().map_err(mdbx)?;
+                    (generation, Snapshot::new(txn, |_| Cursors::default()))
                 }
+            };
+            let result = snapshot.with_dependent_mut(|txn, cursors| {
+                f(&mut Reader {
+                    txn,
+                    tables: &h.tables,
+                    cursors,
+                })
+            });
+            if result.is_ok() && h.generation.load(Ordering::Acquire) == tag {
+                *guard = Some((tag, snapshot));
             }
             result
         })
@@ -113,9 +219,20 @@ impl EnvCell {
             let txn = env.begin_rw_txn().map_err(mdbx)?;
             let value = f(&txn, &h.tables)?;
             let committed = txn.commit().map_err(mdbx);
-            // Even after a failed commit: pooled snapshots must not be trusted.
-            h.generation.fetch_add(1, Ordering::AcqRel);
-            lock(&h.pool).clear();
+            // Even after a failed commit: cached snapshots must not be trusted.
+            let generation = h.generation.fetch_add(1, Ordering::AcqRel) + 1;
+            // Ends the snapshots older than the commit, so that they do not
+            // hold its predecessor's pages. A slot in use is skipped, not
+            // waited for (readers taking their slot back at once would starve
+            // the writer): that read ends its snapshot itself when it sees
+            // the new generation, and any read drops a stale one it finds.
+            for slot in &h.slots {
+                if let Some(mut cached) = try_lock(&slot.0)
+                    && cached.as_ref().is_some_and(|(tag, _)| *tag != generation)
+                {
+                    *cached = None;
+                }
+            }
             committed.map(|_| value)
         })
     }
@@ -126,9 +243,15 @@ impl EnvCell {
     }
 }
 
-/// Locks the read-transaction pool; a panic elsewhere cannot leave it inconsistent.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+/// Locks a slot if nobody holds it, `None` if somebody does. A panic
+/// elsewhere cannot leave a slot inconsistent (a snapshot is read-only, and
+/// every read positions its cursors afresh), so poison is ignored.
+fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
 }
 
 /// Opens the environment at `path` with the flags every open uses.

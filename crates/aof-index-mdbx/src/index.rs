@@ -69,7 +69,7 @@ impl MdbxSegmentIndex {
     /// Returns the number of entries; fails with [`IndexError::CorruptEntry`]
     /// naming the first entry and table that disagree.
     pub fn verify(&self) -> IndexResult<usize> {
-        self.cell.read(rows::verify)
+        self.cell.read(|r| rows::verify(r.txn, r.tables))
     }
 
     /// Runs `f` in one write transaction through a [`Writer`], committed if
@@ -80,9 +80,9 @@ impl MdbxSegmentIndex {
 
     /// The newest entry with `status`, through the status table.
     fn latest_with_status(&self, status: SegmentStatus) -> IndexResult<Option<SegmentEntry>> {
-        self.cell.read(|txn, t| {
-            let mut cursor = txn.cursor(&t.by_status).map_err(mdbx)?;
-            let Some((key, ())) = cursor
+        self.cell.read(|r| {
+            let Some((key, ())) = r
+                .by_status()?
                 .set_upperbound::<Bytes<'_>, ()>(&status_key(status, u64::MAX)?)
                 .map_err(mdbx)?
             else {
@@ -91,7 +91,7 @@ impl MdbxSegmentIndex {
             let Some(base_id) = decode_status_key(&key, status)? else {
                 return Ok(None);
             };
-            indexed_entry(txn, &t.entries, base_id, status).map(Some)
+            indexed_entry(r.txn, &r.tables.entries, base_id, status).map(Some)
         })
     }
 }
@@ -123,28 +123,30 @@ impl SegmentIndex for MdbxSegmentIndex {
     }
 
     fn get_entry(&self, base_id: u64) -> IndexResult<Option<SegmentEntry>> {
-        self.cell.read(|txn, t| load(txn, &t.entries, base_id))
+        self.cell.read(|r| load(r.txn, &r.tables.entries, base_id))
     }
 
     fn find_segment_for_id(&self, id: u64) -> IndexResult<Option<SegmentEntry>> {
-        self.cell.read(|txn, t| {
-            let mut cursor = txn.cursor(&t.entries).map_err(mdbx)?;
-            let Some((k, v)) = cursor
+        self.cell.read(|r| {
+            let Some((k, v)) = r
+                .entries()?
                 .set_upperbound::<Bytes<'_>, Bytes<'_>>(&id_key(id))
                 .map_err(mdbx)?
             else {
                 return Ok(None);
             };
-            Ok(Some(decode_row(&k, &v)?).filter(|e| e.contains(id)))
+            let entry = decode_row(&k, &v)?;
+            Ok(entry.contains(id).then_some(entry))
         })
     }
 
     fn find_segments_for_timestamp(&self, start_us: u64, end_us: u64) -> IndexResult<Vec<SegmentEntry>> {
-        self.cell.read(|txn, t| {
+        self.cell.read(|r| {
+            let (txn, t) = (r.txn, r.tables);
             // A closed entry that overlaps ends at or after start_us, and at
             // most max_span after its start, which is at most end_us.
             let last_end = end_us.saturating_add(read_max_span(txn, &t.meta)?);
-            let mut cursor = txn.cursor(&t.by_time).map_err(mdbx)?;
+            let cursor = r.by_time()?;
             let mut ids = Vec::new();
             let mut row = cursor
                 .set_range::<Bytes<'_>, Bytes<'_>>(&time_key_parts(start_us, 0))
@@ -176,9 +178,8 @@ impl SegmentIndex for MdbxSegmentIndex {
     }
 
     fn get_all_segments(&self) -> IndexResult<Vec<SegmentEntry>> {
-        self.cell.read(|txn, t| {
-            let mut cursor = txn.cursor(&t.entries).map_err(mdbx)?;
-            cursor
+        self.cell.read(|r| {
+            r.entries()?
                 .iter_start::<Bytes<'_>, Bytes<'_>>()
                 .map(|row| {
                     let (k, v) = row.map_err(mdbx)?;
@@ -189,10 +190,9 @@ impl SegmentIndex for MdbxSegmentIndex {
     }
 
     fn get_segments_before(&self, id: u64) -> IndexResult<Vec<SegmentEntry>> {
-        self.cell.read(|txn, t| {
-            let mut cursor = txn.cursor(&t.entries).map_err(mdbx)?;
+        self.cell.read(|r| {
             let mut out = Vec::new();
-            for row in cursor.iter_start::<Bytes<'_>, Bytes<'_>>() {
+            for row in r.entries()?.iter_start::<Bytes<'_>, Bytes<'_>>() {
                 let (k, v) = row.map_err(mdbx)?;
                 if decode_id_key(&k)? >= id {
                     break;
@@ -209,8 +209,8 @@ impl SegmentIndex for MdbxSegmentIndex {
     fn get_max_last_id(&self) -> IndexResult<Option<u64>> {
         // Entries do not overlap, so the non-empty entry with the greatest
         // base id has the greatest last id.
-        self.cell.read(|txn, t| {
-            let mut cursor = txn.cursor(&t.entries).map_err(mdbx)?;
+        self.cell.read(|r| {
+            let cursor = r.entries()?;
             let mut row = cursor.last::<Bytes<'_>, Bytes<'_>>().map_err(mdbx)?;
             while let Some((k, v)) = row {
                 let e = decode_row(&k, &v)?;
@@ -236,8 +236,9 @@ impl SegmentIndex for MdbxSegmentIndex {
             return Ok(Vec::new());
         }
         let status = SegmentStatus::Finalized;
-        self.cell.read(|txn, t| {
-            let mut cursor = txn.cursor(&t.by_status).map_err(mdbx)?;
+        self.cell.read(|r| {
+            let (txn, entries) = (r.txn, &r.tables.entries);
+            let cursor = r.by_status()?;
             let mut out = Vec::new();
             let mut row = cursor
                 .set_range::<Bytes<'_>, ()>(&status_key(status, 0)?)
@@ -246,7 +247,7 @@ impl SegmentIndex for MdbxSegmentIndex {
                 let Some(base_id) = decode_status_key(&k, status)? else {
                     break;
                 };
-                out.push(indexed_entry(txn, &t.entries, base_id, status)?);
+                out.push(indexed_entry(txn, entries, base_id, status)?);
                 if out.len() == count {
                     break;
                 }
@@ -276,7 +277,7 @@ impl SegmentIndex for MdbxSegmentIndex {
     }
 
     fn log_identity(&self) -> IndexResult<Option<LogId>> {
-        self.cell.read(|txn, t| read_log_id(txn, &t.meta))
+        self.cell.read(|r| read_log_id(r.txn, &r.tables.meta))
     }
 
     fn set_log_identity(&self, id: LogId) -> IndexResult<()> {
@@ -289,7 +290,7 @@ impl SegmentIndex for MdbxSegmentIndex {
 
     fn len(&self) -> IndexResult<usize> {
         self.cell
-            .read(|txn, t| Ok(txn.table_stat(&t.entries).map_err(mdbx)?.entries()))
+            .read(|r| Ok(r.txn.table_stat(&r.tables.entries).map_err(mdbx)?.entries()))
     }
 
     fn copy_to(&self, dest: &Path) -> IndexResult<()> {

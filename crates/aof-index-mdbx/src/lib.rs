@@ -36,13 +36,18 @@
 //!
 //! # Reads
 //!
-//! Beginning an MDBX read transaction costs as much as the lookup itself, so
-//! reads reuse them from a small pool. Each pooled transaction is tagged with
-//! the number of writes committed when it began; a write bumps that number
-//! after its commit and empties the pool, and a transaction with an old tag is
-//! dropped, never used. So every read sees every write that returned before it
-//! started (the trait's contract), and no old snapshot is kept past the next
-//! write. Table handles are opened once, for the environment's lifetime.
+//! Beginning an MDBX read transaction costs about as much as a lookup, and
+//! opening a cursor about a tenth of one, so reads reuse both: each thread
+//! takes a cached read transaction, with the cursors it has opened, from a
+//! slot of its own (16 slots; a thread whose slot is busy tries the next
+//! two, then reads on a transaction of its own). Each cached transaction is
+//! tagged with the number of writes committed when it began; a write bumps
+//! that number after its commit, and a transaction with an old tag is
+//! ended, never used. So every read sees every write that returned before it
+//! started (the trait's contract). A write also ends the old transactions of
+//! the slots not in use at that moment, and a read ends its own if a write
+//! committed while it ran, so old snapshots do not pin the pages the writer
+//! reuses. Table handles are opened once, for the environment's lifetime.
 //!
 //! # Tables
 //!

@@ -41,6 +41,7 @@ pub(crate) fn indexed_entry<'t, K: TransactionKind>(
 }
 
 /// Decodes a row of the main table.
+#[inline]
 pub(crate) fn decode_row(key: &[u8], value: &[u8]) -> IndexResult<SegmentEntry> {
     decode_entry(decode_id_key(key)?, value)
 }
