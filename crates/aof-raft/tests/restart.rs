@@ -167,10 +167,18 @@ async fn committed_is_written_at_most_once_an_interval_and_on_drop() {
         for i in 4..50 {
             store.save_committed(Some(log_id(1, i))).await.unwrap();
         }
-        assert_eq!(meta(), after_first, "a commit within the interval rewrote raft-meta");
+        assert_eq!(
+            meta(),
+            after_first,
+            "a commit within the interval rewrote raft-meta"
+        );
         assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 49)));
         store.save_vote(&Vote::new_committed(2, 1)).await.unwrap();
-        assert_ne!(meta(), after_first, "a vote change writes the committed log id too");
+        assert_ne!(
+            meta(),
+            after_first,
+            "a vote change writes the committed log id too"
+        );
         store.save_committed(Some(log_id(2, 50))).await.unwrap();
     }
     let mut store = open(dir.path());
