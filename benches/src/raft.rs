@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 /// Client counts measured.
 const CLIENTS: [usize; 2] = [1, 32];
 /// Cases reported, for the progress bar.
-pub const CASES: u64 = 2 * CLIENTS.len() as u64;
+pub const CASES: u64 = 3 * CLIENTS.len() as u64;
 /// Bytes of each request's value.
 const VALUE: usize = 64;
 
@@ -50,23 +50,31 @@ pub fn run(scratch: &Path, quick: bool, case: &mut dyn FnMut(&str)) -> Res<Vec<B
         let memory = rt.block_on(measure(clients, duration, scratch, |_| {
             Ok((MemLogStore::<KvConfig>::default(), None))
         }))?;
-        case(&format!("raft: aof log, {clients} clients"));
-        let dir = tempfile::tempdir_in(scratch)?;
-        let aof = rt.block_on(measure(clients, duration, scratch, |id| {
-            let store = AofLogStore::<KvConfig>::open(dir.path().join(format!("node-{id}")))?;
-            Ok((store.clone(), Some(store)))
-        }))?;
         let size = VALUE + 16;
-        results.push(
-            BenchResult::new("raft_write_aof", size, aof.rate, aof.rate * size as f64)
-                .strategy(format!(
-                    "{:.2} fsync/entry",
-                    aof.fsyncs_per_entry.ok_or("no flush metrics")?
-                ))
-                .appenders(clients)
-                .latency(Some(aof.p50_us), Some(aof.p99_us))
-                .baseline(memory.rate, aof.rate / memory.rate),
-        );
+        // Every committed log id durable (the default), then written at
+        // most once a second (`set_committed_interval`).
+        for (name, interval) in [
+            ("raft_write_aof", Duration::ZERO),
+            ("raft_write_aof_committed_1s", Duration::from_secs(1)),
+        ] {
+            case(&format!("raft: aof log ({name}), {clients} clients"));
+            let dir = tempfile::tempdir_in(scratch)?;
+            let aof = rt.block_on(measure(clients, duration, scratch, |id| {
+                let store = AofLogStore::<KvConfig>::open(dir.path().join(format!("node-{id}")))?;
+                store.set_committed_interval(interval);
+                Ok((store.clone(), Some(store)))
+            }))?;
+            results.push(
+                BenchResult::new(name, size, aof.rate, aof.rate * size as f64)
+                    .strategy(format!(
+                        "{:.2} fsync/entry",
+                        aof.fsyncs_per_entry.ok_or("no flush metrics")?
+                    ))
+                    .appenders(clients)
+                    .latency(Some(aof.p50_us), Some(aof.p99_us))
+                    .baseline(memory.rate, aof.rate / memory.rate),
+            );
+        }
         results.push(
             BenchResult::new(
                 "baseline_raft_write_in_memory",

@@ -48,7 +48,7 @@ mod snapshot_log;
 pub use codec::MAX_DECODE_BYTES;
 pub use error::RaftStoreError;
 pub use kv::{KvConfig, KvRequest, KvResponse, KvSnapshotBuilder, KvStateMachine, SNAPSHOT_FILE};
-pub use log_store::{AofLogReader, AofLogStore, COMMITTED_INTERVAL, LOG_DIR};
+pub use log_store::{AofLogReader, AofLogStore, LOG_DIR};
 pub use meta::META_FILE;
 pub use openraft;
 pub use router::{Connection, Router};

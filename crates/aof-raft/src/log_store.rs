@@ -58,18 +58,12 @@ struct State<NID: openraft::NodeId> {
     /// The log id of the last entry present, `None` when there is none.
     last: Option<LogId<NID>>,
     /// When `meta` was last written, and whether its committed log id has
-    /// changed since (see [`COMMITTED_INTERVAL`]).
+    /// changed since (see [`AofLogStore::set_committed_interval`]).
     saved_at: Option<Instant>,
     committed_unsaved: bool,
+    /// See [`AofLogStore::set_committed_interval`].
+    committed_interval: Duration,
 }
-
-/// How often a change of the committed log id alone rewrites `raft-meta`.
-/// openraft calls `save_committed` at every commit, but treats it as
-/// optional (its default does nothing): it only spares a restarted node
-/// re-learning its commit index from the leader. A rewrite costs two fsyncs,
-/// so a commit writes it at most this often; a vote or purge change, and
-/// dropping the store, write the latest committed log id with it.
-pub const COMMITTED_INTERVAL: Duration = Duration::from_secs(1);
 
 impl<C: RaftTypeConfig> Drop for Inner<C> {
     fn drop(&mut self) {
@@ -197,6 +191,7 @@ where
             last: None,
             saved_at: None,
             committed_unsaved: false,
+            committed_interval: Duration::ZERO,
         };
         let inner = Inner {
             fs,
@@ -207,6 +202,7 @@ where
                 last: None,
                 saved_at: None,
                 committed_unsaved: false,
+                committed_interval: Duration::ZERO,
             }),
         };
         let end = state.end_index(next);
@@ -250,12 +246,29 @@ where
         Ok(())
     }
 
-    /// Records the committed log id: in memory now, in `raft-meta` at most
-    /// every [`COMMITTED_INTERVAL`] (see there).
+    /// How often a change of the committed log id alone rewrites
+    /// `raft-meta`. By default (`Duration::ZERO`) every `save_committed` is
+    /// durable before it returns: two fsyncs per commit, which bound a
+    /// cluster's commit rate (see `docs/raft.md`).
+    ///
+    /// openraft treats the committed log id as optional (its default
+    /// `save_committed` does nothing): it only spares a restarted node
+    /// re-learning its commit index from the leader. With an interval, a
+    /// commit writes the file at most that often; a vote or purge change,
+    /// and dropping the store, write the latest committed log id with it.
+    /// After a crash the node may restart with an older committed log id,
+    /// and openraft applies the rest once the leader tells it again.
+    pub fn set_committed_interval(&self, interval: Duration) {
+        lock(&self.inner.state).committed_interval = interval;
+    }
+
+    /// Records the committed log id: durably now, or in memory until the
+    /// interval of [`AofLogStore::set_committed_interval`] has passed.
     fn note_committed(&self, committed: Option<LogId<C::NodeId>>) -> Result<(), RaftStoreError> {
         {
             let mut state = lock(&self.inner.state);
-            let due = state.saved_at.is_none_or(|t| t.elapsed() >= COMMITTED_INTERVAL);
+            let interval = state.committed_interval;
+            let due = interval.is_zero() || state.saved_at.is_none_or(|t| t.elapsed() >= interval);
             if !due {
                 state.meta.committed = committed;
                 state.committed_unsaved = true;

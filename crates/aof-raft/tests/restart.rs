@@ -153,15 +153,21 @@ fn damaged_metadata_is_a_typed_error() {
     assert!(matches!(err, RaftStoreError::BadMeta { .. }), "{err}");
 }
 
-/// A commit alone rewrites `raft-meta` at most once per
-/// `COMMITTED_INTERVAL`; the latest committed log id still reaches the file
-/// when the store is dropped, and with the next vote change.
+/// By default every committed log id is durable when `save_committed`
+/// returns; with an interval, a commit alone rewrites `raft-meta` at most
+/// that often, and the latest committed log id still reaches the file when
+/// the store is dropped, and with the next vote change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_is_written_at_most_once_an_interval_and_on_drop() {
     let dir = tempfile::tempdir().unwrap();
     let meta = || std::fs::read(dir.path().join(META_FILE)).unwrap();
     {
         let mut store = open(dir.path());
+        store.save_committed(Some(log_id(1, 1))).await.unwrap();
+        let before = meta();
+        store.save_committed(Some(log_id(1, 2))).await.unwrap();
+        assert_ne!(meta(), before, "by default each committed log id is written");
+        store.set_committed_interval(std::time::Duration::from_secs(60));
         store.save_committed(Some(log_id(1, 3))).await.unwrap();
         let after_first = meta();
         for i in 4..50 {
