@@ -197,6 +197,12 @@ impl SnapshotView {
     /// finalized segment.
     pub(crate) fn take(shared: &Arc<Shared>) -> AofResult<Self> {
         let w = lock(&shared.writer);
+        // A segment still being sealed is among the finalized ones before
+        // its records are published durable; the view copies finalized
+        // segments whole, so it waits for the seal (see `seal.rs`).
+        if !shared.read_only {
+            shared.finish_sealing()?;
+        }
         let next_id = shared.durable.next();
         let truncations = w.truncations;
         let mut segments = Vec::new();
