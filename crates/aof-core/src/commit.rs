@@ -89,11 +89,43 @@ impl Durable {
     }
 }
 
+/// The longest a new round's leader waits for the previous round's callers
+/// to come back (see [`GroupCommit`]).
+const MAX_GATHER: Duration = Duration::from_micros(500);
+
 /// At most one sync round in flight; others wait for its result.
+///
+/// A round's leader first *gathers*: when fewer callers wait for a sync than
+/// asked for one during the previous round's life, it waits, at most half
+/// that round's duration (and [`MAX_GATHER`]), for them to come back.
+/// Without this, threads that append and sync in a loop split into two
+/// alternating groups: the first caller woken by a finished round starts the
+/// next one alone, and the others, back a few microseconds later, wait a
+/// whole fdatasync for the round after (issue 15 measured 8 records per
+/// fsync with 16 such threads). A lone caller never waits: the previous
+/// round had one.
 #[derive(Debug, Default)]
 pub(crate) struct GroupCommit {
-    in_progress: Mutex<bool>,
+    state: Mutex<RoundState>,
+    /// Signalled when a round ends.
     done: Condvar,
+    /// Signalled when the gathering leader has its callers.
+    gathered: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct RoundState {
+    /// A round is gathering or running.
+    busy: bool,
+    /// Callers that asked for a sync since the last round started.
+    arrived: usize,
+    /// Callers the running (or last) round covers.
+    covering: usize,
+    /// Callers that asked for a sync during the previous round's life:
+    /// those it covered and those that arrived while it ran.
+    demand: usize,
+    /// How long the previous round took.
+    last_round: Duration,
 }
 
 impl GroupCommit {
@@ -107,7 +139,13 @@ impl GroupCommit {
         poisoned: impl Fn() -> bool,
         mut round: impl FnMut() -> AofResult<()>,
     ) -> AofResult<()> {
-        let mut busy = lock(&self.in_progress);
+        let mut st = lock(&self.state);
+        if durable.next() < target {
+            st.arrived += 1;
+            if st.arrived >= st.demand {
+                self.gathered.notify_one();
+            }
+        }
         loop {
             if durable.next() >= target {
                 return Ok(());
@@ -115,17 +153,110 @@ impl GroupCommit {
             if poisoned() {
                 return Err(AofError::Poisoned);
             }
-            if *busy {
-                busy = self.done.wait(busy).unwrap_or_else(PoisonError::into_inner);
+            if st.busy {
+                st = self.done.wait(st).unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            *busy = true;
-            drop(busy);
+            st.busy = true;
+            let deadline = Instant::now() + (st.last_round / 2).min(MAX_GATHER);
+            while st.arrived < st.demand {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                st = self
+                    .gathered
+                    .wait_timeout(st, deadline - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            st.covering = std::mem::take(&mut st.arrived);
+            drop(st);
+            let started = Instant::now();
             let result = round();
-            busy = lock(&self.in_progress);
-            *busy = false;
+            st = lock(&self.state);
+            st.busy = false;
+            st.last_round = started.elapsed();
+            st.demand = st.covering + st.arrived;
             self.done.notify_all();
             result?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Four threads that each append and sync in a loop share rounds: with
+    /// a 2 ms round, each round covers nearly all four (about 200 rounds for
+    /// 800 syncs). Without the gathering they split into alternating groups
+    /// (one caller, then three): 340 rounds on the machine this was written
+    /// on, against 200-210 with it.
+    #[test]
+    fn callers_in_a_loop_share_rounds() {
+        let durable = Durable::new(0);
+        let commit = GroupCommit::default();
+        let appended = AtomicU64::new(0);
+        let rounds = AtomicUsize::new(0);
+        let (threads, each) = (4, 200);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    for _ in 0..each {
+                        let target = appended.fetch_add(1, Ordering::AcqRel) + 1;
+                        commit
+                            .sync_until(
+                                &durable,
+                                target,
+                                || false,
+                                || {
+                                    let next = appended.load(Ordering::Acquire);
+                                    std::thread::sleep(Duration::from_millis(2));
+                                    rounds.fetch_add(1, Ordering::Relaxed);
+                                    durable.publish(next);
+                                    Ok(())
+                                },
+                            )
+                            .unwrap();
+                        assert!(durable.next() >= target);
+                    }
+                });
+            }
+        });
+        let rounds = rounds.load(Ordering::Relaxed);
+        assert!(
+            rounds <= threads * each * 3 / 10,
+            "{rounds} rounds for {} syncs",
+            threads * each
+        );
+    }
+
+    /// A lone caller never gathers: the demand it leaves is itself.
+    #[test]
+    fn a_lone_caller_leaves_a_demand_of_one() {
+        let durable = Durable::new(0);
+        let commit = GroupCommit::default();
+        for target in 1..=3 {
+            commit
+                .sync_until(
+                    &durable,
+                    target,
+                    || false,
+                    || {
+                        durable.publish(target);
+                        Ok(())
+                    },
+                )
+                .unwrap();
+            let st = lock(&commit.state);
+            assert_eq!((st.demand, st.arrived), (1, 0));
+        }
+        // A caller whose ids are already durable asks for nothing.
+        commit
+            .sync_until(&durable, 2, || false, || unreachable!())
+            .unwrap();
+        assert_eq!(lock(&commit.state).arrived, 0);
     }
 }
