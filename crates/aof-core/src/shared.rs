@@ -226,11 +226,18 @@ impl Shared {
     /// One group-commit round: write out the buffer, fdatasync the active
     /// file, publish what it covered.
     fn sync_round(&self) -> AofResult<u64> {
-        let (file, path, next, epoch) = {
-            let mut w = lock(&self.writer);
-            self.write_out(&mut w)?;
-            (w.seg.file.clone(), w.seg.path.clone(), w.next_id, w.truncations)
-        };
+        // The buffered records are written without the writer lock, so that
+        // appends go on meanwhile (see the invariants in `writer.rs`).
+        let mut w = lock(&self.writer);
+        let io = w.seg.io.clone();
+        let io_guard = lock(&io);
+        let taken = w.take_out();
+        let (file, path, next, epoch) = (w.seg.file.clone(), w.seg.path.clone(), w.next_id, w.truncations);
+        drop(w);
+        if let Some(t) = &taken {
+            t.write().map_err(|e| self.poison(e))?;
+        }
+        drop(io_guard);
         if let Err(e) = file.sync_data() {
             return Err(self.poison(AofError::io(path, e)));
         }
@@ -245,7 +252,10 @@ impl Shared {
             // the watermark; publishing the stale `next` would raise it over
             // ids never synced. Published under the writer lock, only if no
             // truncation happened since.
-            let w = lock(&self.writer);
+            let mut w = lock(&self.writer);
+            if let Some(t) = taken {
+                w.recycle(t.bytes);
+            }
             if w.truncations != epoch {
                 return Ok(self.durable.next());
             }

@@ -283,6 +283,7 @@ impl Shared {
             prealloc_asked: false,
             map: None,
             absent: false,
+            io: std::sync::Arc::default(),
         };
         w.next_id = keep_next;
         w.buf.clear();

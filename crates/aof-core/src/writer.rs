@@ -11,7 +11,12 @@
 //!
 //! * `seg.offsets[i]` is the offset of record `seg.base_id + i`; the records
 //!   `..seg.written` are in the file, the rest are in `buf` (which belongs at
-//!   `seg.written`).
+//!   `seg.written`). One exception: a sync round writes what it took out of
+//!   the buffer ([`Writer::take_out`]) after releasing the writer lock,
+//!   holding `seg.io` from before the release until the bytes are in the
+//!   file. Whatever reads or writes the file under the writer lock
+//!   (`write_out`, and so the rollover and truncation; reads of the file)
+//!   takes `seg.io` first, so it finds every byte below `seg.written` there.
 //! * `seg.crc` is the CRC-64/NVME of the file's bytes `0..seg.written`.
 //! * A segment file is created as temp file → header written and synced →
 //!   rename; then directory synced → index entry added and synced, before
@@ -22,6 +27,7 @@
 use crate::codec::{Codec, Prepared};
 use crate::fs::{FileHandle, FileHandleExt, FileSystem, OpenMode};
 use crate::layout::{file_name, path_in, segment_file_name, segment_temp_name};
+use crate::locks::lock;
 use crate::segment::{Scan, checked_record, digest_of, footer_bytes};
 use aof_record::checksum::Crc64;
 use aof_record::record::{RecordHeader, encoded_len, seal_record};
@@ -29,7 +35,7 @@ use aof_record::segment::{SEGMENT_HEADER_SIZE, SegmentHeader};
 use aof_record::{AofError, AofResult, SegmentEntry, SegmentIndex};
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Bytes buffered in memory before they are written to the segment file.
 pub(crate) const WRITE_BUFFER: usize = 256 * 1024;
@@ -51,6 +57,50 @@ pub(crate) struct Writer {
     /// How many times `truncate_after` removed records: a sync round that
     /// captured its range before a truncation must not publish it.
     pub(crate) truncations: u64,
+    /// An empty buffer to swap in when a sync round takes `buf` out.
+    pub(crate) spare: Vec<u8>,
+}
+
+/// Buffered records a sync round took out of the writer ([`Writer::take_out`])
+/// to write without holding the writer lock.
+pub(crate) struct TakenOut {
+    file: Arc<dyn FileHandle>,
+    path: PathBuf,
+    at: u64,
+    /// The records, sealed; handed back to the writer once written.
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl TakenOut {
+    /// Writes the records where they belong, then starts the writeback of
+    /// every full [`WRITEBACK_CHUNK`] they complete. The caller holds the
+    /// segment's `io` lock, taken before it released the writer lock.
+    pub(crate) fn write(&self) -> AofResult<()> {
+        self.file
+            .write_all_at(&self.bytes, self.at)
+            .map_err(|e| AofError::io(&self.path, e))?;
+        start_writeback(
+            self.file.as_ref(),
+            &self.path,
+            self.at,
+            self.at + self.bytes.len() as u64,
+        )
+    }
+}
+
+/// Starts the writeback of the full [`WRITEBACK_CHUNK`]s that bytes
+/// `before..after` completed, so a sync (the seal's above all) waits for the
+/// last chunk only.
+fn start_writeback(file: &dyn FileHandle, path: &Path, before: u64, after: u64) -> AofResult<()> {
+    let (from, to) = (
+        before / WRITEBACK_CHUNK * WRITEBACK_CHUNK,
+        after / WRITEBACK_CHUNK * WRITEBACK_CHUNK,
+    );
+    if to > from {
+        file.start_writeback(from, to - from)
+            .map_err(|e| AofError::io(path, e))?;
+    }
+    Ok(())
 }
 
 /// Bytes of a segment written between two writeback starts (see
@@ -76,6 +126,9 @@ pub(crate) struct ActiveSegment {
     /// No file behind it yet: the next segment of a read-only view, until
     /// the writer creates it (see `refresh.rs`).
     pub(crate) absent: bool,
+    /// Held while bytes below `written` may not be in the file yet (see the
+    /// module's invariants).
+    pub(crate) io: Arc<Mutex<()>>,
 }
 
 impl ActiveSegment {
@@ -99,6 +152,7 @@ impl ActiveSegment {
             prealloc_asked: false,
             map: None,
             absent: true,
+            io: Arc::default(),
         }
     }
 
@@ -124,6 +178,7 @@ impl Writer {
             last_ts,
             unsealed_from: sealed,
             truncations: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -172,9 +227,12 @@ impl Writer {
         self.unsealed_from = n;
     }
 
-    /// Writes the buffered records to the segment file. On failure what is
-    /// on disk is unknown: the caller poisons the log.
+    /// Writes the buffered records to the segment file, after any a sync
+    /// round is still writing (see the module's invariants). On failure what
+    /// is on disk is unknown: the caller poisons the log.
     pub(crate) fn write_out(&mut self) -> AofResult<()> {
+        let io = self.seg.io.clone();
+        let _io = lock(&io);
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -187,19 +245,39 @@ impl Writer {
         let before = self.seg.written;
         self.seg.written += self.buf.len() as u64;
         self.buf.clear();
-        // Each full chunk goes to the device as soon as it is complete, so
-        // a sync (the seal's above all) waits for the last chunk only.
-        let (from, to) = (
-            before / WRITEBACK_CHUNK * WRITEBACK_CHUNK,
-            self.seg.written / WRITEBACK_CHUNK * WRITEBACK_CHUNK,
-        );
-        if to > from {
-            self.seg
-                .file
-                .start_writeback(from, to - from)
-                .map_err(|e| AofError::io(&self.seg.path, e))?;
+        start_writeback(self.seg.file.as_ref(), &self.seg.path, before, self.seg.written)
+    }
+
+    /// Takes the buffered records out, sealed, for a sync round to write
+    /// without the writer lock: `seg.written` and `seg.crc` count them at
+    /// once. The caller holds `seg.io` from before it releases the writer
+    /// lock until [`TakenOut::write`] returns, then hands the bytes back
+    /// ([`Writer::recycle`]).
+    pub(crate) fn take_out(&mut self) -> Option<TakenOut> {
+        if self.buf.is_empty() {
+            return None;
         }
-        Ok(())
+        self.seal_buffered();
+        self.seg.crc.update(&self.buf);
+        let at = self.seg.written;
+        self.seg.written += self.buf.len() as u64;
+        let mut next = std::mem::take(&mut self.spare);
+        next.clear();
+        next.reserve(WRITE_BUFFER + 4096);
+        let bytes = std::mem::replace(&mut self.buf, next);
+        Some(TakenOut {
+            file: self.seg.file.clone(),
+            path: self.seg.path.clone(),
+            at,
+            bytes,
+        })
+    }
+
+    /// Keeps the buffer of a written [`TakenOut`] for the next one.
+    pub(crate) fn recycle(&mut self, bytes: Vec<u8>) {
+        if bytes.capacity() > self.spare.capacity() {
+            self.spare = bytes;
+        }
     }
 
     /// Completes the active segment in the file, unsynced: its records
@@ -252,6 +330,10 @@ impl Writer {
             .get(index + 1)
             .map_or(self.seg.data_len(self.buf.len()), |o| u64::from(*o));
         let len = (end - offset) as usize;
+        let io = self.seg.io.clone();
+        // Bytes below `written` a sync round is still writing are there
+        // once it lets go.
+        let _io = (offset < self.seg.written).then(|| lock(&io));
         let from_file;
         let region: &[u8] = match &self.seg.map {
             Some(map) if end <= self.seg.written && end <= map.len() as u64 => {
@@ -306,6 +388,7 @@ pub(crate) fn recovered_segment(
         map: live_map(file.as_ref(), segment_size),
         file,
         absent: false,
+        io: Arc::default(),
     };
     Writer::new(seg, next_id, last_ts, sealed)
 }
@@ -397,6 +480,7 @@ pub(crate) fn create_active_file(
         prealloc_asked: false,
         map,
         absent: false,
+        io: Arc::default(),
     };
     Ok((seg, entry))
 }

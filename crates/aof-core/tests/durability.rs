@@ -731,3 +731,132 @@ fn concurrent_removals_of_old_segments_commit_in_order() {
         );
     }
 }
+
+/// Real files, but every write the background flusher makes (a sync round
+/// writing what it took out of the buffer, outside the writer lock) takes
+/// 3 ms: rollovers, appends and reads of the active segment run while it is
+/// in flight.
+#[derive(Debug)]
+struct SlowFlusherWrites(Arc<dyn FileSystem>);
+
+#[derive(Debug)]
+struct SlowHandle(Arc<dyn aof_core::FileHandle>);
+
+impl FileSystem for SlowFlusherWrites {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.0.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.0.list(dir)
+    }
+    fn open(&self, path: &Path, mode: aof_core::OpenMode) -> std::io::Result<Arc<dyn aof_core::FileHandle>> {
+        Ok(Arc::new(SlowHandle(self.0.open(path, mode)?)))
+    }
+    fn exists(&self, path: &Path) -> std::io::Result<bool> {
+        self.0.exists(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.0.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.0.remove_file(path)
+    }
+    fn remove_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.0.remove_dir(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.0.sync_dir(dir)
+    }
+    fn lock_exclusive(&self, path: &Path) -> std::io::Result<Box<dyn aof_core::LockGuard>> {
+        self.0.lock_exclusive(path)
+    }
+}
+
+impl aof_core::FileHandle for SlowHandle {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        if std::thread::current().name() == Some("aof-flusher") {
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        self.0.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.0.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.0.sync_all()
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn map(&self) -> std::io::Result<bytes::Bytes> {
+        self.0.map()
+    }
+}
+
+/// A sync round writes the records it took out of the buffer after letting
+/// the writer lock go (issue 15: appends no longer wait for that write).
+/// With those writes slowed down, every record must still read back right
+/// after its append (from the buffer, from bytes still being written, or
+/// from a segment sealed meanwhile), and after a reopen. Without the
+/// rollover waiting for the write in flight, the sealed segment is read
+/// before its bytes are there; without reads waiting for it, the active
+/// segment is.
+#[test]
+fn records_read_back_while_a_sync_round_writes_outside_the_writer_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow: Arc<dyn FileSystem> = Arc::new(SlowFlusherWrites(LocalFileSystem::shared()));
+    let config = AofConfig::builder()
+        .segment_size(16 * 1024)
+        .flush_strategy(FlushStrategy::Batched(4))
+        .pre_allocate_enabled(false)
+        .build()
+        .unwrap();
+    let payload = |i: u64| format!("{i:05}-").repeat(50).into_bytes();
+    let n = 2000;
+    {
+        let index = FileIndex::open(slow.clone(), dir.path().join("index.json")).unwrap();
+        let mut options = AofOptions::new(config.clone());
+        options.fs = slow.clone();
+        let log = Aof::open_with(dir.path(), options, Arc::new(index)).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            // Reads the last records appended, over and over, while the
+            // appender goes on: some are in bytes a round is writing.
+            let reader = s.spawn(|| {
+                let mut checked = 0u64;
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    let next = log.next_id();
+                    for id in next.saturating_sub(60)..next {
+                        let got = log.read(id).unwrap_or_else(|e| panic!("record {id}: {e}"));
+                        assert_eq!(got, Some(payload(id).into()), "record {id}");
+                        checked += 1;
+                    }
+                }
+                checked
+            });
+            for i in 0..n {
+                assert_eq!(log.append(&payload(i)).unwrap(), i);
+                std::thread::sleep(std::time::Duration::from_micros(20));
+            }
+            done.store(true, std::sync::atomic::Ordering::Release);
+            assert!(reader.join().unwrap() > 0);
+        });
+        assert!(log.performance_metrics().segments_finalized() >= 10);
+        log.close_blocking().unwrap();
+    }
+    let log = open(dir.path(), config);
+    assert_eq!(log.next_id(), n);
+    for id in 0..n {
+        assert_eq!(
+            log.read(id).unwrap(),
+            Some(payload(id).into()),
+            "record {id} after reopen"
+        );
+    }
+}
