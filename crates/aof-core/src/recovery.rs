@@ -21,7 +21,7 @@
 //! | archived segment whose local file remains (a crash after the index commit) | the file deleted |
 //! | `ArchivedCached` segment, `archive-cache/` contents | the cache dropped: entry back to `ArchivedRemote`, files deleted (a cache is never trusted across a restart) |
 //! | empty index, one segment file holding no record, nothing durable yet | adopted (a crash in a new log's first open) |
-//! | empty index, other segment files present | [`AofError::UnindexedSegments`] unless `rebuild_index` is set, then rebuilt by scanning |
+//! | empty index, other segment files present | [`AofError::UnindexedSegments`] unless `rebuild_index` is set, then rebuilt by scanning: sealed files as finalized up to the first one that is not (no footer, or one that does not match its data), which is the active segment; the files after it are then quarantined as above |
 //! | other files | left alone |
 //!
 //! What recovery keeps is synced before the log opens: the active segment's
@@ -660,33 +660,50 @@ fn entries_with_recovery_point(
 ) -> AofResult<Vec<SegmentEntry>> {
     let names = fs.list(dir).map_err(|e| AofError::io(dir, e))?;
     let mut out = Vec::new();
-    let files: Vec<(u64, String)> = names
+    let mut files: Vec<(u64, String)> = names
         .iter()
         .filter_map(|n| parse_segment_file_name(n).map(|b| (b, n.clone())))
         .collect();
+    files.sort_unstable();
     let count = files.len();
-    for (i, (base, name)) in files.into_iter().enumerate() {
-        let path = path_in(dir, &name);
+    for (i, (base, name)) in files.iter().enumerate() {
+        let path = path_in(dir, name);
         let (_, data) = read_whole(fs, &path, true)?;
         if has_footer(&data) {
-            out.push(entry_from_finalized(&data, &path, &name, base)?);
-            continue;
+            match entry_from_finalized(&data, &path, name, *base) {
+                Ok(entry) => {
+                    out.push(entry);
+                    continue;
+                }
+                // The footer page of a seal a crash interrupted reached the
+                // disk before a data page did: read as the active segment,
+                // as recovery does with an index.
+                Err(e) => log::warn!(
+                    "segment {base}: its footer does not match its data ({e}): an interrupted seal"
+                ),
+            }
         }
+        // Not sealed: the active segment. The files after it were created
+        // after its seal started, which did not finish, so none of their
+        // records was reported durable (`seal.rs`): they are left out, and
+        // recovery moves them to lost+found/ (and reports durable records
+        // missing if the recovery point says otherwise).
         if i + 1 != count {
-            return Err(AofError::InvalidFooter {
-                segment: base,
-                source: aof_record::FooterError::Missing,
-            });
+            log::warn!(
+                "segment {base} is not sealed; leaving the {} segment file(s) after it out of the rebuilt index",
+                count - i - 1
+            );
         }
         let header = SegmentHeader::decode(&data).map_err(|source| AofError::InvalidSegmentFile {
             path: path.clone(),
             source,
         })?;
-        let scan = scan_records(base, &data, recovery_next)?;
-        let mut e = SegmentEntry::new_active(base, header.created_at_us, name);
+        let scan = scan_records(*base, &data, recovery_next)?;
+        let mut e = SegmentEntry::new_active(*base, header.created_at_us, name.clone());
         let last = (!scan.offsets.is_empty()).then(|| base + scan.offsets.len() as u64 - 1);
         e.set_tail(last, scan.data_end)?;
         out.push(e);
+        break;
     }
     Ok(out)
 }
