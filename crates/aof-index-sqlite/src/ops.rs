@@ -181,6 +181,9 @@ pub struct MaintenanceReport {
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum CheckpointMode {
+    /// Copies what it can without waiting for readers or writers (the mode
+    /// of SQLite's own automatic checkpoint).
+    Passive,
     Full,
     Truncate,
 }
@@ -188,6 +191,7 @@ pub(crate) enum CheckpointMode {
 /// Runs a WAL checkpoint on the writer connection (outside any transaction).
 pub(crate) fn checkpoint(conn: &Connection, mode: CheckpointMode) -> Res<Checkpoint> {
     let sql = match mode {
+        CheckpointMode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
         CheckpointMode::Full => "PRAGMA wal_checkpoint(FULL)",
         CheckpointMode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
     };

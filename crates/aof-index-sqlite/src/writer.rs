@@ -8,6 +8,16 @@
 //! commit. Replies go out only after the COMMIT, so a caller never sees a
 //! change acknowledged that a reader could not see yet.
 //!
+//! The writer checkpoints the WAL itself, after the replies of the batch
+//! that filled it have gone out: SQLite's automatic checkpoint would run
+//! inside the COMMIT (copying every page of a bulk load into the database
+//! file and fsyncing both files) while the callers wait for an answer it
+//! does not change. The policy is SQLite's own (a PASSIVE checkpoint once the
+//! WAL holds [`AUTO_CHECKPOINT_FRAMES`] frames), only later on the same
+//! thread, before the next batch begins: the WAL stays as short, and what
+//! a commit or [`sync`](aof_record::SegmentIndex::sync) makes durable is
+//! unchanged.
+//!
 //! Every check the contract demands (duplicates, overlaps, record counts,
 //! lifecycle moves, existence) runs inside that write transaction, against
 //! the rows as they are at that moment: no check can race a write.
@@ -19,6 +29,7 @@ use crate::sql::{self, INSERT_MANY, ROWS_PER_INSERT, decode, execute_entry, inse
 use aof_record::index::contract;
 use aof_record::{IndexError, LogId, SegmentEntry, SegmentStatus};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -201,7 +212,42 @@ fn poisoned(source: &Arc<rusqlite::Error>) -> Failure {
     })
 }
 
+/// WAL frames after which the writer checkpoints: SQLite's default for its
+/// automatic checkpoint (`SQLITE_DEFAULT_WAL_AUTOCHECKPOINT`).
+pub(crate) const AUTO_CHECKPOINT_FRAMES: i32 = 1000;
+
+thread_local! {
+    /// Frames in the WAL after the last commit on this thread's connection,
+    /// as the WAL hook reported them. Only the writer thread commits on its
+    /// connection, so only its copy is ever set.
+    static WAL_FRAMES: Cell<i32> = const { Cell::new(0) };
+}
+
+/// The writer connection's WAL hook: SQLite calls it after each commit, on
+/// the committing thread, with the number of frames in the WAL. Installing
+/// it replaces SQLite's automatic checkpoint.
+fn note_wal_frames(_: &rusqlite::hooks::Wal, frames: std::os::raw::c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.set(frames);
+    Ok(())
+}
+
+/// Checkpoints the WAL if the last commit left it holding at least
+/// [`AUTO_CHECKPOINT_FRAMES`] frames; answers the I/O error it met, if any.
+/// A checkpoint that fails otherwise (or stops short at a reader's
+/// snapshot) is tried again after the next commit, as SQLite's would be.
+fn checkpoint_if_due(conn: &Connection) -> Option<IoError> {
+    if WAL_FRAMES.get() < AUTO_CHECKPOINT_FRAMES {
+        return None;
+    }
+    WAL_FRAMES.set(0);
+    crate::ops::checkpoint(conn, crate::ops::CheckpointMode::Passive)
+        .err()
+        .as_ref()
+        .and_then(io_failure)
+}
+
 fn run(mut conn: Connection, rx: &Receiver<Command>, max_batch: usize, counters: &Counters) {
+    conn.wal_hook(Some(note_wal_frames));
     let mut held: Option<Command> = None;
     let mut batch: Vec<(WriteOp, Reply)> = Vec::new();
     let mut poison: Option<Arc<rusqlite::Error>> = None;
@@ -238,7 +284,10 @@ fn run(mut conn: Connection, rx: &Receiver<Command>, max_batch: usize, counters:
                             let _ = reply.send(Err(poisoned(p)));
                         }
                     }
-                    None => poison = run_batch(&mut conn, &mut batch, counters),
+                    None => {
+                        poison = run_batch(&mut conn, &mut batch, counters)
+                            .or_else(|| checkpoint_if_due(&conn).map(poison_from));
+                    }
                 }
             }
         }
@@ -618,6 +667,42 @@ mod tests {
             .map(|e| e.base_id)
             .collect();
         assert_eq!(bases, vec![5000]);
+    }
+
+    /// A commit that leaves the WAL at the checkpoint threshold is
+    /// checkpointed by the writer before its next command (the database
+    /// file grows to hold the pages); a smaller one leaves its pages in the
+    /// WAL, as SQLite's own automatic checkpoint would.
+    #[test]
+    fn the_writer_checkpoints_a_full_wal_after_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        let index = SqliteSegmentIndex::open(&path).unwrap();
+        let db_len = |index: &SqliteSegmentIndex| {
+            // Runs on the writer after whatever it does once the batch
+            // before it is answered.
+            index.writer.exclusive(|_| Ok(())).unwrap();
+            std::fs::metadata(&path).unwrap().len()
+        };
+        let empty = db_len(&index);
+        let small: Vec<SegmentEntry> = (0..100u64)
+            .map(|i| finalized(i * 10, i * 10 + 9, i, i + 1))
+            .collect();
+        index.add_entries(&small).unwrap();
+        assert_eq!(db_len(&index), empty, "a small commit was checkpointed");
+        // Rows of over 100 bytes in the table alone: far more pages than
+        // AUTO_CHECKPOINT_FRAMES.
+        let n = 100 * u64::try_from(AUTO_CHECKPOINT_FRAMES).unwrap();
+        let big: Vec<SegmentEntry> = (1000..1000 + n)
+            .map(|i| finalized(i * 10, i * 10 + 9, i, i + 1))
+            .collect();
+        index.add_entries(&big).unwrap();
+        let after = db_len(&index);
+        assert!(
+            after > empty + n * 100,
+            "the WAL was not checkpointed: {empty} -> {after} bytes"
+        );
+        assert_eq!(index.len().unwrap(), usize::try_from(n).unwrap() + 100);
     }
 
     /// With a batch limit, a long queue is split into several transactions.
