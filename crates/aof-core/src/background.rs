@@ -8,7 +8,7 @@
 
 use crate::locks::lock;
 use crate::shared::Shared;
-use crate::writer::prepare_file;
+use crate::writer::{Prepare, prepare_file};
 use aof_flush::{FlushDecision, FlushKind};
 use aof_record::{AofError, AofResult, FlushStrategy};
 use std::sync::atomic::Ordering;
@@ -189,7 +189,8 @@ fn preallocator_loop(shared: &Shared) {
             wake.prealloc_requested = false;
             let path = wake.next_prealloc_path(&shared.dir);
             drop(wake);
-            let ready = match prepare_file(shared.fs.as_ref(), &path, shared.config.segment_size()) {
+            let prepare = Prepare::for_config(&shared.config);
+            let ready = match prepare_file(shared.fs.as_ref(), &path, shared.config.segment_size(), prepare) {
                 Ok(()) => Some(path),
                 Err(e) => {
                     log::warn!("pre-allocating {}: {e}", path.display());

@@ -90,6 +90,18 @@ pub trait FileHandle: Send + Sync + Debug {
     /// Truncates or extends (with zeros) the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
 
+    /// Extends the file to at least `len` bytes that read as zeros, with
+    /// their space reserved on the device but not written (Linux
+    /// `fallocate`), so that running out of space shows here rather than
+    /// in a later write. The default extends the file with
+    /// [`set_len`](Self::set_len), which reserves nothing.
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        if self.len()? < len {
+            self.set_len(len)?;
+        }
+        Ok(())
+    }
+
     /// The whole file as shared bytes: a read-only memory map where the
     /// implementation can, a copy otherwise. Only for files that no longer change.
     fn map(&self) -> io::Result<Bytes>;
@@ -271,6 +283,30 @@ impl FileHandle for LocalFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[expect(unsafe_code, reason = "fallocate has no safe wrapper in std")]
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let Ok(signed) = i64::try_from(len) else {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        };
+        // SAFETY: the descriptor is open for as long as `self.file` lives,
+        // and fallocate reads no memory of ours.
+        let rc = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, 0, signed) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+            // A file system without fallocate: extend without reserving.
+            if self.file.metadata()?.len() < len {
+                self.file.set_len(len)?;
+            }
+            return Ok(());
+        }
+        Err(e)
     }
 
     #[cfg(target_os = "linux")]

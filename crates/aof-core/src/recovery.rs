@@ -36,7 +36,7 @@ use crate::layout::{
 use crate::manifest::Manifest;
 use crate::options::AofOptions;
 use crate::segment::{FinalizedSegment, read_whole, scan_records};
-use crate::writer::{ActiveSegment, NewFile, Writer, create_active, recovered_segment};
+use crate::writer::{ActiveSegment, NewFile, Prepare, Writer, create_active, recovered_segment};
 use aof_record::segment::{SegmentFooter, SegmentHeader};
 use aof_record::{AofError, AofResult, SegmentEntry, SegmentIndex, SegmentStatus};
 use bytes::Bytes;
@@ -512,11 +512,8 @@ pub(crate) fn recover(
         .time
         .now_us()
         .max(finalized.last().and_then(|e| e.finalized_at).unwrap_or(0));
-    // The first segment of a new log is pre-allocated here, where nobody waits
-    // yet, when the strategy syncs often enough for it to pay (see Inner::zero_fill_pays).
+    // The first segment of a new log is prepared here, where nobody waits yet.
     let config = &options.config;
-    let zero_fill =
-        config.pre_allocate_enabled() && config.flush_strategy() != aof_record::FlushStrategy::Async;
     repairs.push(Repair::CreateSegment { segment: next_id });
     let seg = if read_only {
         // Nothing to write to: an empty active segment without a file.
@@ -528,7 +525,7 @@ pub(crate) fn recover(
             index,
             next_id,
             created,
-            NewFile::Create { zero_fill },
+            NewFile::Create(Prepare::for_config(config)),
             config.segment_size(),
         )?;
         opened.manifest.set_recovery_point(next_id)?;

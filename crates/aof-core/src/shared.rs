@@ -33,7 +33,7 @@ use crate::manifest::Manifest;
 use crate::metrics::Counters;
 use crate::options::TimeSource;
 use crate::seal::SealJob;
-use crate::writer::{NewFile, WRITE_BUFFER, Writer, create_active_file};
+use crate::writer::{NewFile, Prepare, WRITE_BUFFER, Writer, create_active_file};
 use aof_flush::{FlushController, FlushKind};
 use aof_record::{AofConfig, AofError, AofResult, RecordHeader, SegmentIndex};
 use bytes::Bytes;
@@ -315,7 +315,7 @@ impl Shared {
         self.cache.insert(SegmentSlot::for_entry(&self.dir, &finalized));
         let source = match lock(&self.wake).prepared.take() {
             Some(p) => NewFile::Prepared(p),
-            None => NewFile::Create { zero_fill: false },
+            None => NewFile::Create(Prepare::Grow),
         };
         let ts = self.time.now_us().max(w.last_ts);
         let (seg, created) = create_active_file(

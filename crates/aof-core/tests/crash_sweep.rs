@@ -558,11 +558,16 @@ struct RetentionOutcome {
 
 const TTL_S: u64 = 5;
 
-/// Sync, segments of 4 KiB with a TTL of 5 s: 30 records, a jump of 10 s,
+/// Segments of 4 KiB with a TTL of 5 s: 30 records, a jump of 10 s,
 /// 12 records more (their segments finalized after the jump), retention
 /// (the segments finalized before the jump go: index entry, sync, file),
-/// 8 records more and retention again (nothing more to expire).
-fn retention_workload(fs: Arc<dyn FileSystem>, pre_allocate: bool) -> RetentionOutcome {
+/// 8 records more and retention again (nothing more to expire). Under a
+/// strategy other than Sync each record is flushed before the next.
+fn retention_workload(
+    fs: Arc<dyn FileSystem>,
+    strategy: FlushStrategy,
+    pre_allocate: bool,
+) -> RetentionOutcome {
     let mut out = RetentionOutcome {
         keep_from: u64::MAX,
         ..RetentionOutcome::default()
@@ -570,7 +575,7 @@ fn retention_workload(fs: Arc<dyn FileSystem>, pre_allocate: bool) -> RetentionO
     let clock = Arc::new(JumpClock::default());
     let config = AofConfig::builder()
         .segment_size(SMALL)
-        .flush_strategy(FlushStrategy::Sync)
+        .flush_strategy(strategy)
         .ttl_seconds(Some(TTL_S))
         .pre_allocate_enabled(pre_allocate)
         .build()
@@ -589,6 +594,9 @@ fn retention_workload(fs: Arc<dyn FileSystem>, pre_allocate: bool) -> RetentionO
             let id = log.next_id();
             out.log.attempted = out.log.attempted.max(id + 1);
             if log.append(&payload(id)).is_err() {
+                return false;
+            }
+            if strategy != FlushStrategy::Sync && log.flush_blocking().is_err() {
                 return false;
             }
             out.log.durable = out.log.durable.max(id + 1);
@@ -643,13 +651,13 @@ fn check_retention(img: &FaultyFileSystem, out: &RetentionOutcome) -> Result<(),
     log.close_blocking().map_err(|e| format!("close: {e}"))
 }
 
-fn retention_sweep(pre_allocate: bool) -> SweepReport {
+fn retention_sweep(strategy: FlushStrategy, pre_allocate: bool) -> SweepReport {
     Sweep::new(&FaultyFileSystem::new())
         .counting(OpCounting::All)
         .modes(modes())
         .writeback_seeds(0..seeds())
         .run(
-            move |fs| retention_workload(fs, pre_allocate),
+            move |fs| retention_workload(fs, strategy, pre_allocate),
             |img, out, _case| check_retention(img, out),
         )
 }
@@ -658,7 +666,7 @@ fn retention_sweep(pre_allocate: bool) -> SweepReport {
 /// the expired segments' index entries, the index sync and the deletions.
 #[test]
 fn retention_crash_at_every_operation() {
-    let report = retention_sweep(false);
+    let report = retention_sweep(FlushStrategy::Sync, false);
     summary("Sync with TTL retention, every op", &report);
     assert!(report.points > 250, "{} points", report.points);
     report.assert_clean();
@@ -671,8 +679,26 @@ fn retention_crash_at_every_operation() {
 /// reached in a crashed run (reported, not failures).
 #[test]
 fn pre_allocation_and_retention_crash_at_every_operation() {
-    let report = retention_sweep(true);
-    summary("Sync, pre-allocated segments, TTL retention, every op", &report);
+    pre_allocation_sweep(
+        FlushStrategy::Sync,
+        "Sync, pre-allocated (zero-filled) segments, TTL retention, every op",
+    );
+}
+
+/// The same under Batched, whose preparer reserves the file's space
+/// (`allocate`, in the fault model a `set_len`) instead of writing zeros
+/// (which strategy prepares how: `writer::tests`).
+#[test]
+fn reserved_segments_and_retention_crash_at_every_operation() {
+    pre_allocation_sweep(
+        FlushStrategy::Batched(4),
+        "Batched(4), pre-allocated (reserved) segments, TTL retention, every op",
+    );
+}
+
+fn pre_allocation_sweep(strategy: FlushStrategy, what: &str) {
+    let report = retention_sweep(strategy, true);
+    summary(what, &report);
     assert!(report.points > 250, "{} points", report.points);
     assert!(
         report.ops.get(OpKind::Create) > 8,
