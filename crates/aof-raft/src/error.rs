@@ -55,6 +55,10 @@ pub enum RaftStoreError {
     /// A snapshot's chunks fail their checks, or its log does not import.
     #[error("snapshot transfer: {0}")]
     Snapshot(#[from] aof_snapshot::SnapshotError),
+    /// The tokio runtime shut down before a store operation that blocks on
+    /// file I/O could run on its blocking pool; nothing of it was done.
+    #[error("the tokio runtime shut down before the store operation ran")]
+    RuntimeShutdown,
     /// A snapshot does not decode.
     #[error("snapshot does not decode: {0}")]
     BadSnapshot(#[source] bincode::error::DecodeError),

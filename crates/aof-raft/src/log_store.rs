@@ -235,6 +235,21 @@ where
         &self.inner.dir
     }
 
+    /// Runs `f`, which blocks on file I/O (fsyncs of the metadata file or
+    /// the log), on tokio's blocking pool: a runtime worker would otherwise
+    /// stall for each fsync, and with it every task scheduled on it.
+    async fn off_runtime<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Self) -> Result<T, RaftStoreError> + Send + 'static,
+    ) -> Result<T, RaftStoreError> {
+        let mut this = self.clone();
+        match tokio::task::spawn_blocking(move || f(&mut this)).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(RaftStoreError::RuntimeShutdown),
+        }
+    }
+
     fn save_meta(&self, change: impl FnOnce(&mut Meta<C::NodeId>)) -> Result<(), RaftStoreError> {
         let mut state = lock(&self.inner.state);
         let mut meta = state.meta.clone();
@@ -313,10 +328,13 @@ where
             // could shorten the log below it.
             self.inner.aof.flush().await?;
             let next = self.inner.aof.next_id();
-            self.save_meta(|m| {
-                m.base_record = next;
-                m.base_index = first;
-            })?;
+            self.off_runtime(move |s| {
+                s.save_meta(|m| {
+                    m.base_record = next;
+                    m.base_index = first;
+                })
+            })
+            .await?;
         }
         let payloads = entries.iter().map(codec::encode).collect::<Result<Vec<_>, _>>()?;
         let last = entries.last().expect("not empty").get_log_id().clone();
@@ -339,6 +357,11 @@ where
         // Appends still waiting for their fsync finish first: truncating
         // under them would fail their callbacks.
         self.inner.aof.flush().await?;
+        self.off_runtime(move |s| s.truncate_flushed(index)).await
+    }
+
+    /// [`Self::truncate_since`] once the appends in flight are durable.
+    fn truncate_flushed(&mut self, index: u64) -> Result<(), RaftStoreError> {
         let mut state = lock(&self.inner.state);
         let end = state.end_index(self.inner.aof.next_id());
         if index >= end {
@@ -502,7 +525,9 @@ where
     }
 
     async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
-        self.save_meta(|m| m.vote = Some(vote.clone()))
+        let vote = vote.clone();
+        self.off_runtime(move |s| s.save_meta(|m| m.vote = Some(vote)))
+            .await
             .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, &e))
     }
 
@@ -514,7 +539,8 @@ where
         &mut self,
         committed: Option<LogId<C::NodeId>>,
     ) -> Result<(), StorageError<C::NodeId>> {
-        self.note_committed(committed)
+        self.off_runtime(move |s| s.note_committed(committed))
+            .await
             .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, &e))
     }
 
@@ -547,7 +573,8 @@ where
     }
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
-        self.purge_upto(log_id)
+        self.off_runtime(move |s| s.purge_upto(log_id))
+            .await
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, &e))
     }
 }
