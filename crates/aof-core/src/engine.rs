@@ -246,7 +246,9 @@ impl Aof {
     /// and created since. Returns how many new records it sees (0 on a
     /// writable log, which always sees everything). Fails with
     /// [`AofError::ViewOutdated`] when the writer removed or rewrote what the
-    /// view had read (`truncate_after`): open a new view.
+    /// view had read (`truncate_after`): open a new view. A read of a segment
+    /// whose file the writer removed since (retention, `truncate_before`,
+    /// archiving) fails the same way.
     pub fn refresh(&self) -> AofResult<u64> {
         self.shared.refresh()
     }

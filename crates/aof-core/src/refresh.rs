@@ -14,7 +14,9 @@
 //!   it exists (segment files appear by rename, header and all);
 //! * a writer that cut records the view has already seen (`truncate_after`)
 //!   or removed the segment it follows is reported as
-//!   [`AofError::ViewOutdated`]: the caller opens a new view.
+//!   [`AofError::ViewOutdated`]: the caller opens a new view. So is a read
+//!   of a finalized segment whose file the writer has removed since the
+//!   view opened (retention, `truncate_before`, archiving).
 //!
 //! Nothing is written, and no lock is taken but the view's own writer mutex.
 

@@ -372,12 +372,21 @@ impl Shared {
         Ok(None)
     }
 
-    /// The open (mapped) segment of `slot`, through the cache.
+    /// The open (mapped) segment of `slot`, through the cache. In a
+    /// read-only view, a file that is gone was removed by the writer since
+    /// the view was opened (retention, `truncate_before`, archiving): the
+    /// view is outdated, and a new one sees what became of it.
     pub(crate) fn open_segment(
         &self,
         slot: &std::sync::Arc<SegmentSlot>,
     ) -> AofResult<std::sync::Arc<crate::segment::FinalizedSegment>> {
-        self.cache.open(slot, self.fs.as_ref(), &self.counters)
+        match self.cache.open(slot, self.fs.as_ref(), &self.counters) {
+            Err(AofError::MissingSegment { path, .. }) if self.read_only => Err(AofError::ViewOutdated {
+                path,
+                reason: "the writer removed this segment file (retention, truncate_before or archiving)",
+            }),
+            other => other,
+        }
     }
 
     /// What to read `slot`'s records from: its mapped file, or the archive.

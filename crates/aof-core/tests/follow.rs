@@ -175,6 +175,29 @@ fn a_record_half_written_is_waited_for() {
     assert_eq!(ro.read(1).unwrap().as_deref(), Some(&b"one, in two parts"[..]));
 }
 
+/// A segment file the writer removed after the view opened (here by
+/// `truncate_before`; retention and archiving remove files the same way) is
+/// reported as an outdated view, which a new view resolves.
+#[test]
+fn a_segment_removed_under_a_view_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = open(dir.path(), config(false));
+    for i in 0..300 {
+        writer.append(&payload(i)).unwrap();
+    }
+    let ro = view(dir.path(), config(false));
+    assert_eq!(ro.first_id(), 0);
+    writer.truncate_before(200).unwrap();
+    let first = writer.first_id();
+    assert!(first > 0, "no segment was removed");
+    let err = ro.read(0).unwrap_err();
+    assert!(matches!(err, AofError::ViewOutdated { .. }), "{err}");
+    let again = view(dir.path(), config(false));
+    assert_eq!(again.first_id(), first);
+    assert_eq!(again.read(first).unwrap(), Some(payload(first).into()));
+    writer.close_blocking().unwrap();
+}
+
 /// A writer's truncate_after below what the view read is reported, never
 /// shown as if the old records were still there.
 #[test]
