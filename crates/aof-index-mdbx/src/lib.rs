@@ -32,7 +32,9 @@
 //! file that `open` takes as it is. The file is opened `MDBX_EXCLUSIVE`: one
 //! handle in one process at a time, so no other writer can change it behind
 //! the read-transaction pool (a second `open` fails with
-//! [`IndexError::Backend`]).
+//! [`IndexError::Backend`]). A read-only view of a log reads the entries
+//! with [`read_entries`], from a private copy of the file, beside the writer
+//! and without ever keeping one from opening it.
 //!
 //! # Reads
 //!
@@ -136,6 +138,7 @@ mod index;
 mod options;
 mod rows;
 mod schema;
+mod view;
 mod writer;
 
 pub use aof_record::index::{IndexError, IndexResult, SegmentIndex, SegmentIndexExt};
@@ -143,3 +146,4 @@ pub use codec::FORMAT_VERSION;
 pub use error::BACKEND;
 pub use index::MdbxSegmentIndex;
 pub use options::MdbxIndexOptions;
+pub use view::read_entries;

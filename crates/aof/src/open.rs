@@ -2,7 +2,7 @@
 //! a log's index lives.
 
 use aof_core::layout::{MDBX_INDEX_FILE, SQLITE_INDEX_FILE};
-use aof_core::{Aof, AofOptions, FileSystem, LocalFileSystem, TimeSource};
+use aof_core::{Aof, AofOptions, FileSystem, TimeSource};
 use aof_record::archive::ArchiveStorage;
 use aof_record::{AofConfig, AofError, AofResult, IndexBackend, SegmentIndex};
 use std::path::{Path, PathBuf};
@@ -169,10 +169,11 @@ impl Builder {
 /// [`Aof::refresh`] (or a [`crate::Tail`]) to follow a writer.
 ///
 /// The index is read once into memory: a SQLite index through a read-only
-/// connection (of a private copy when a write-ahead log is present). An
-/// MDBX index is not touched at all, since a writer opens it exclusively
-/// and even a read-only MDBX open writes its lock file: the entries are
-/// rebuilt from the segment files instead, which reads every segment.
+/// connection (of a private copy when a write-ahead log is present), an
+/// MDBX index from a private copy of its file (a writer holds the file
+/// exclusively, and a view must never keep one from opening it). Built
+/// without the `mdbx` feature, the entries of an MDBX log are rebuilt from
+/// its segment files, which reads every segment and sees none archived.
 pub fn open_read_only(dir: impl AsRef<Path>, config: AofConfig) -> AofResult<Aof> {
     open_read_only_with_archive(dir, config, None)
 }
@@ -204,7 +205,17 @@ pub fn open_read_only_with_archive(
                 .map_or_else(|| dir.join(SQLITE_INDEX_FILE), Path::to_owned);
             aof_index_sqlite::read_entries(path)?
         }
-        IndexBackend::Mdbx => aof_core::entries_for_view(LocalFileSystem::shared().as_ref(), dir)?,
+        #[cfg(feature = "mdbx")]
+        IndexBackend::Mdbx => {
+            let path = config
+                .index_path()
+                .map_or_else(|| dir.join(MDBX_INDEX_FILE), Path::to_owned);
+            aof_index_mdbx::read_entries(path)?
+        }
+        // Without the backend built, the entries come from the segment
+        // files, which reads every one and knows nothing archived.
+        #[cfg(not(feature = "mdbx"))]
+        IndexBackend::Mdbx => aof_core::entries_for_view(aof_core::LocalFileSystem::shared().as_ref(), dir)?,
         other => return Err(AofError::BackendNotBuilt { backend: other }),
     };
     let index = aof_record::MemorySegmentIndex::new();

@@ -130,6 +130,35 @@ fn archived_records_are_read_by_every_command() {
     assert!(!cache.exists() || std::fs::read_dir(&cache).unwrap().count() == 0);
 }
 
+/// The read-only commands on a log with an MDBX index see its archived
+/// segments: the view reads the index (from a private copy of its file),
+/// not only the segment files left in the directory.
+#[test]
+fn archived_records_of_an_mdbx_log_are_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let d = dir.to_str().unwrap();
+    let url = format!("file://{}", tmp.path().join("archive").display());
+    let n = 600u64;
+    let input: String = (0..n).map(|i| format!("record-{i}\n")).collect();
+    ok(&run(&["append", d, "--segment-size", "4096"], input.as_bytes()));
+    ok(&run(&["archive", d, "--archive", &url], b""));
+    let out = ok(&run(&["index", "migrate", d, "--to", "mdbx"], b""));
+    assert!(out.contains("to mdbx"), "{out}");
+    assert_eq!(local_segments(&dir), 1, "only the active segment stays local");
+
+    let stat: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["stat", d, "--archive", &url, "--json"], b""))).unwrap();
+    assert_eq!(stat["index"]["backend"], "mdbx");
+    let segments = stat["segments"].as_array().unwrap();
+    assert!(segments.len() > 3, "{stat}");
+    assert_eq!(segments[0]["status"], "ArchivedRemote", "{}", segments[0]);
+    assert_eq!(ok(&run(&["read", d, "--archive", &url, "5"], b"")), "record-5");
+    let dump = ok(&run(&["dump", d, "--archive", &url], b""));
+    assert_eq!(dump.lines().count() as u64, n);
+    assert!(dump.lines().next().unwrap().ends_with("record-0"), "{dump}");
+}
+
 #[test]
 fn an_archive_threshold_without_an_archive_is_refused() {
     let tmp = tempfile::tempdir().unwrap();

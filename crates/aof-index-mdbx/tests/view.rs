@@ -1,0 +1,88 @@
+//! `read_entries`: the entries of an index for a read-only view, read from
+//! a private copy beside a writer that holds the file.
+
+use aof_index_mdbx::{IndexError, MdbxSegmentIndex, read_entries};
+use aof_record::entry::SegmentEntry;
+use aof_record::index::SegmentIndex;
+use std::path::Path;
+
+fn entries(n: u64) -> Vec<SegmentEntry> {
+    (0..n)
+        .map(|i| {
+            let base = i * 100;
+            let mut e = SegmentEntry::new_active(base, 1_000 + i, format!("{base:020}.seg"));
+            if i + 1 < n {
+                e.finalize(Some(base + 99), 4096, 7, 2_000 + i).unwrap()
+            } else {
+                e.set_tail(Some(base + 99), 4096).unwrap();
+                e
+            }
+        })
+        .collect()
+}
+
+fn bytes_of(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn entries_are_read_beside_the_writer_that_holds_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.mdbx");
+    let index = MdbxSegmentIndex::open(&path).unwrap();
+    let written = entries(50);
+    index.add_entries(&written).unwrap();
+    index.sync().unwrap();
+    let before = bytes_of(&path);
+    assert_eq!(read_entries(&path).unwrap(), written);
+    assert_eq!(bytes_of(&path), before, "the file was not changed");
+    // The writer goes on. A commit not yet synced is in the copy, unless
+    // libmdbx, finding its meta page weak, settles the copy on the last
+    // synced state: either is a state the writer committed.
+    let extra = SegmentEntry::new_active(9_000, 5_000, "00000000000000009000.seg");
+    index.add_entry(&extra).unwrap();
+    let read = read_entries(&path).unwrap();
+    let mut with_extra = written.clone();
+    with_extra.push(extra);
+    assert!(read == written || read == with_extra, "{} entries", read.len());
+    // The writer still owns its file: nothing read kept it.
+    index.sync().unwrap();
+    drop(index);
+    let reopened = MdbxSegmentIndex::open(&path).unwrap();
+    assert_eq!(reopened.get_all_segments().unwrap(), with_extra);
+}
+
+#[test]
+fn a_view_read_never_keeps_a_writer_from_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.mdbx");
+    {
+        let index = MdbxSegmentIndex::open(&path).unwrap();
+        index.add_entries(&entries(20)).unwrap();
+        index.sync().unwrap();
+    }
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            for _ in 0..50 {
+                assert_eq!(read_entries(&path).unwrap().len(), 20);
+            }
+        });
+        for _ in 0..50 {
+            drop(MdbxSegmentIndex::open(&path).unwrap());
+        }
+        reader.join().unwrap();
+    });
+}
+
+#[test]
+fn no_file_is_no_entries_and_a_foreign_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(read_entries(dir.path().join("none.mdbx")).unwrap().is_empty());
+    let foreign = dir.path().join("foreign.mdbx");
+    std::fs::write(&foreign, vec![0x5a; 64 * 1024]).unwrap();
+    let err = read_entries(&foreign).unwrap_err();
+    assert!(matches!(err, IndexError::NotAnIndex { .. }), "{err}");
+    assert_eq!(bytes_of(&foreign), vec![0x5a; 64 * 1024]);
+    let err = read_entries(dir.path()).unwrap_err();
+    assert!(matches!(err, IndexError::NotAnIndex { .. }), "{err}");
+}
