@@ -179,37 +179,11 @@ fn seeds() -> u64 {
         .map_or(2, |n: u64| n.div_ceil(2))
 }
 
-fn modes() -> Vec<CrashMode> {
-    vec![
-        CrashMode::ProcessKill,
-        CrashMode::LoseUnsynced,
-        CrashMode::TearLastWrite,
-        CrashMode::GarbageLastWrite,
-    ]
-}
-
-fn summary(name: &str, report: &SweepReport) {
-    println!(
-        "| {name} | {} | {} | {} | {} | {} |",
-        report.points,
-        report.images,
-        report.failures.len(),
-        report.workload_panics.len(),
-        report.not_reached.len()
-    );
-    for f in report.failures.iter().take(10) {
-        println!("    FAIL {}: {}", f.case, f.message);
-    }
-    for (c, p) in report.workload_panics.iter().take(5) {
-        println!("    PANIC {c:?}: {p}");
-    }
-}
-
 fn sweep(strategy: FlushStrategy, commits: Commits, points: CrashPoints, records: u64) -> SweepReport {
     Sweep::new(&FaultyFileSystem::new())
         .counting(OpCounting::Mutations)
         .points(points)
-        .modes(modes())
+        .modes(CrashMode::UNSEEDED)
         .writeback_seeds(0..seeds())
         .run(
             move |fs| workload(fs, strategy, commits, records),
@@ -265,7 +239,7 @@ fn sqlite_index_on_the_faulty_file_system_is_durable_at_sync() {
 fn sqlite_sync_crash_at_every_operation() {
     for commits in [Commits::Normal, Commits::Full] {
         let report = sweep(FlushStrategy::Sync, commits, CrashPoints::Every, 24);
-        summary(&format!("SQLite index ({commits:?}), Sync, every op"), &report);
+        report.print_summary(&format!("SQLite index ({commits:?}), Sync, every op"));
         assert!(report.points > 60, "{} points", report.points);
         report.assert_clean();
     }
@@ -282,10 +256,9 @@ fn sqlite_other_strategies_at_seeded_crash_points() {
         (FlushStrategy::Async, Commits::Full),
     ] {
         let report = sweep(strategy, commits, CrashPoints::Sample { seed: 7, count: 30 }, 40);
-        summary(
-            &format!("SQLite index ({commits:?}), {strategy:?}, 30 seeded ops"),
-            &report,
-        );
+        report.print_summary(&format!(
+            "SQLite index ({commits:?}), {strategy:?}, 30 seeded ops"
+        ));
         report.assert_clean();
     }
 }
@@ -306,7 +279,7 @@ fn sqlite_crash_during_recovery_then_recover_again() {
             let img = fs.crash_image(CrashMode::Writeback { seed: k });
             let report = Sweep::new(&img)
                 .counting(OpCounting::All)
-                .modes(modes())
+                .modes(CrashMode::UNSEEDED)
                 .writeback_seeds(0..seeds())
                 .run(
                     |fs| {
@@ -327,6 +300,6 @@ fn sqlite_crash_during_recovery_then_recover_again() {
             total.not_reached.extend(report.not_reached);
         }
     }
-    summary("SQLite index, recovery of crash images, every op", &total);
+    total.print_summary("SQLite index, recovery of crash images, every op");
     total.assert_clean();
 }

@@ -9,7 +9,7 @@
 //! archived, the log's objects are exactly its archived segments'.
 
 use aof_core::layout::archive_key;
-use aof_core::testing::{CrashMode, CrashPoints, FaultyFileSystem, FileIndex, Sweep, SweepReport};
+use aof_core::testing::{CrashMode, CrashPoints, FaultyFileSystem, FileIndex, Sweep};
 use aof_core::{Aof, AofError, AofOptions, FileSystem, TimeSource, entries_from_files};
 use aof_record::archive::{
     ArchiveError, ArchiveKey, ArchiveResult, ArchiveStorage, ArchiveStorageExt, ListedObject, MemoryArchive,
@@ -289,16 +289,6 @@ fn check(img: &FaultyFileSystem, out: &Outcome) -> Result<(), String> {
     log.close_blocking().map_err(|e| format!("close: {e}"))
 }
 
-fn summary(name: &str, report: &SweepReport) {
-    println!(
-        "{name}: {} crash points, {} images, {} failures, {} workload panics",
-        report.points,
-        report.images,
-        report.failures.len(),
-        report.workload_panics.len()
-    );
-}
-
 /// A crash at every mutating file operation of appending and archiving.
 #[test]
 fn local_crash_at_every_archival_step() {
@@ -314,7 +304,7 @@ fn local_crash_at_every_archival_step() {
             |fs| workload(fs, None, Kill::Before),
             |img, out, _| check(img, out),
         );
-    summary("local crashes", &report);
+    report.print_summary("local crashes");
     assert!(report.points > 100, "{report}");
     report.assert_clean();
 }

@@ -275,47 +275,12 @@ fn seeds() -> u64 {
         .unwrap_or(4)
 }
 
-fn modes() -> Vec<CrashMode> {
-    vec![
-        CrashMode::ProcessKill,
-        CrashMode::LoseUnsynced,
-        CrashMode::TearLastWrite,
-        CrashMode::GarbageLastWrite,
-    ]
-}
-
-fn summary(name: &str, report: &SweepReport) {
-    let mut by_mode: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
-    for f in &report.failures {
-        let key = format!("{:?}", f.case.mode)
-            .split(' ')
-            .next()
-            .unwrap_or("")
-            .to_owned();
-        by_mode.entry(key).or_default().1 += 1;
-    }
-    println!(
-        "| {name} | {} | {} | {} | {} | {} |",
-        report.points,
-        report.images,
-        report.failures.len(),
-        report.workload_panics.len(),
-        report.not_reached.len()
-    );
-    for f in report.failures.iter().take(10) {
-        println!("    FAIL {}: {}", f.case, f.message);
-    }
-    for (c, p) in report.workload_panics.iter().take(5) {
-        println!("    PANIC {c:?}: {p}");
-    }
-}
-
 fn sweep(strategy: FlushStrategy, points: CrashPoints, counting: OpCounting, records: u64) -> SweepReport {
     let base = FaultyFileSystem::new();
     Sweep::new(&base)
         .counting(counting)
         .points(points)
-        .modes(modes())
+        .modes(CrashMode::UNSEEDED)
         .writeback_seeds(0..seeds())
         .run(
             move |fs| workload(fs, strategy, records),
@@ -328,7 +293,7 @@ fn sweep(strategy: FlushStrategy, points: CrashPoints, counting: OpCounting, rec
 #[test]
 fn sync_crash_at_every_operation() {
     let report = sweep(FlushStrategy::Sync, CrashPoints::Every, OpCounting::All, 40);
-    summary("Sync, every op", &report);
+    report.print_summary("Sync, every op");
     assert!(report.points > 150, "{} points", report.points);
     report.assert_clean();
 }
@@ -347,7 +312,7 @@ fn other_strategies_at_seeded_crash_points() {
             OpCounting::All,
             60,
         );
-        summary(&format!("{strategy:?}, 60 seeded ops"), &report);
+        report.print_summary(&format!("{strategy:?}, 60 seeded ops"));
         report.assert_clean();
     }
 }
@@ -361,13 +326,13 @@ fn multi_page_segments_sealed_in_the_background() {
         let report = Sweep::new(&FaultyFileSystem::new())
             .counting(OpCounting::All)
             .points(CrashPoints::Sample { seed: 5, count: 80 })
-            .modes(modes())
+            .modes(CrashMode::UNSEEDED)
             .writeback_seeds(0..seeds() * 2)
             .run(
                 move |fs| workload_with(fs, strategy, 12 * 1024, 160, Some(40)),
                 |img, out, _case| check_with_rebuild(img, out),
             );
-        summary(&format!("{strategy:?}, 12 KiB segments, 80 seeded ops"), &report);
+        report.print_summary(&format!("{strategy:?}, 12 KiB segments, 80 seeded ops"));
         report.assert_clean();
     }
 }
@@ -379,13 +344,13 @@ fn durable_appends_at_seeded_crash_points() {
     let report = Sweep::new(&FaultyFileSystem::new())
         .counting(OpCounting::All)
         .points(CrashPoints::Sample { seed: 11, count: 80 })
-        .modes(modes())
+        .modes(CrashMode::UNSEEDED)
         .writeback_seeds(0..seeds())
         .run(
             |fs| durable_appends_workload(fs, 40),
             |img, out, _case| check(img, out),
         );
-    summary("append_durable / wait_durable (Async), 80 seeded ops", &report);
+    report.print_summary("append_durable / wait_durable (Async), 80 seeded ops");
     assert!(report.points > 40, "{} points", report.points);
     report.assert_clean();
 }
@@ -396,13 +361,13 @@ fn codec_crash_at_every_operation() {
     let report = Sweep::new(&FaultyFileSystem::new())
         .counting(OpCounting::All)
         .points(CrashPoints::Every)
-        .modes(modes())
+        .modes(CrashMode::UNSEEDED)
         .writeback_seeds(0..seeds())
         .run(
             |fs| codec_workload(fs, 30),
             |img, out, _case| check_variant(img, out, Variant::Codec),
         );
-    summary("compressed + encrypted (Sync), every op", &report);
+    report.print_summary("compressed + encrypted (Sync), every op");
     assert!(report.points > 100, "{} points", report.points);
     report.assert_clean();
 }
@@ -446,7 +411,7 @@ fn crash_during_recovery_then_recover_again() {
     for (img, out) in &images {
         let report = Sweep::new(img)
             .counting(OpCounting::All)
-            .modes(modes())
+            .modes(CrashMode::UNSEEDED)
             .writeback_seeds(0..seeds())
             .run(
                 |fs| {
@@ -469,7 +434,7 @@ fn crash_during_recovery_then_recover_again() {
         total.failures.extend(report.failures);
         total.workload_panics.extend(report.workload_panics);
     }
-    summary("recovery of crash images, every op", &total);
+    total.print_summary("recovery of crash images, every op");
     total.assert_clean();
 }
 
@@ -519,10 +484,10 @@ fn truncation_crash_at_every_operation() {
     let base = FaultyFileSystem::new();
     let report = Sweep::new(&base)
         .counting(OpCounting::All)
-        .modes(modes())
+        .modes(CrashMode::UNSEEDED)
         .writeback_seeds(0..seeds())
         .run(truncating_workload, |img, out, _case| check(img, out));
-    summary("Sync with truncate_after and truncate_before, every op", &report);
+    report.print_summary("Sync with truncate_after and truncate_before, every op");
     report.assert_clean();
 }
 
@@ -654,7 +619,7 @@ fn check_retention(img: &FaultyFileSystem, out: &RetentionOutcome) -> Result<(),
 fn retention_sweep(strategy: FlushStrategy, pre_allocate: bool) -> SweepReport {
     Sweep::new(&FaultyFileSystem::new())
         .counting(OpCounting::All)
-        .modes(modes())
+        .modes(CrashMode::UNSEEDED)
         .writeback_seeds(0..seeds())
         .run(
             move |fs| retention_workload(fs, strategy, pre_allocate),
@@ -667,7 +632,7 @@ fn retention_sweep(strategy: FlushStrategy, pre_allocate: bool) -> SweepReport {
 #[test]
 fn retention_crash_at_every_operation() {
     let report = retention_sweep(FlushStrategy::Sync, false);
-    summary("Sync with TTL retention, every op", &report);
+    report.print_summary("Sync with TTL retention, every op");
     assert!(report.points > 250, "{} points", report.points);
     report.assert_clean();
 }
@@ -698,7 +663,7 @@ fn reserved_segments_and_retention_crash_at_every_operation() {
 
 fn pre_allocation_sweep(strategy: FlushStrategy, what: &str) {
     let report = retention_sweep(strategy, true);
-    summary(what, &report);
+    report.print_summary(what);
     assert!(report.points > 250, "{} points", report.points);
     assert!(
         report.ops.get(OpKind::Create) > 8,

@@ -54,6 +54,18 @@ pub enum CrashMode {
     },
 }
 
+impl CrashMode {
+    /// The modes with no seed, which crash sweeps run at every point beside
+    /// seeded [`CrashMode::Writeback`]: a process kill, a power loss keeping
+    /// only what was synced, and the interrupted write torn or garbled.
+    pub const UNSEEDED: [CrashMode; 4] = [
+        CrashMode::ProcessKill,
+        CrashMode::LoseUnsynced,
+        CrashMode::TearLastWrite,
+        CrashMode::GarbageLastWrite,
+    ];
+}
+
 #[derive(Debug, Default)]
 struct State {
     disk: Disk,

@@ -79,6 +79,31 @@ impl SweepReport {
         self.failures.iter().filter(move |f| mode(f.case.mode))
     }
 
+    /// A row of the crash-sweep tables in `docs/durability.md`: `| name |
+    /// points | images | failures | workload panics | points not reached |`.
+    pub fn table_row(&self, name: &str) -> String {
+        format!(
+            "| {name} | {} | {} | {} | {} | {} |",
+            self.points,
+            self.images,
+            self.failures.len(),
+            self.workload_panics.len(),
+            self.not_reached.len()
+        )
+    }
+
+    /// Prints [`SweepReport::table_row`], then the first failures and
+    /// workload panics (a test's output, shown with `--nocapture`).
+    pub fn print_summary(&self, name: &str) {
+        println!("{}", self.table_row(name));
+        for f in self.failures.iter().take(10) {
+            println!("    FAIL {}: {}", f.case, f.message);
+        }
+        for (c, p) in self.workload_panics.iter().take(5) {
+            println!("    PANIC {c:?}: {p}");
+        }
+    }
+
     /// Panics, listing the first failures, unless no check failed and no
     /// workload panicked.
     #[track_caller]
