@@ -196,17 +196,36 @@ pub fn read_entries(path: impl AsRef<Path>) -> IndexResult<Vec<SegmentEntry>> {
 
 const INDEX_COPY: &str = "index.sqlite";
 
-/// Copies the database at `db` and its WAL into a new private directory,
-/// again until both are unchanged (length and modification time) across
-/// the copy, so a writer's commit or checkpoint cannot tear it.
+/// Copies the database at `db` and then its WAL into a new private
+/// directory, again until the WAL's header (its salts and checkpoint
+/// sequence) is the same after the WAL's copy as before the database's.
+///
+/// That is what keeps the copy consistent, however much the writer
+/// commits meanwhile:
+/// - frames appended to the WAL during its copy are checksummed in a chain:
+///   the copy's readers stop at the last complete commit;
+/// - a checkpoint during the database's copy writes into it only pages of
+///   committed frames already in the WAL, which the WAL's copy, taken
+///   after, still holds (a WAL only grows until it restarts), and readers
+///   take a page from the WAL before the database;
+/// - a WAL that restarted in between (new salts, frames overwritten from
+///   the start) changes the header: the copy is taken again.
+///
+/// An earlier version waited for the files' lengths and modification times
+/// to hold across the copy, which a writer committing continuously never
+/// gave it.
 fn private_copy(db: &Path, wal: &Path) -> IndexResult<PathBuf> {
     let io = |path: &Path, source: std::io::Error| IndexError::Io {
         path: path.to_owned(),
         source,
     };
-    let stamp = |p: &Path| -> IndexResult<(u64, Option<std::time::SystemTime>)> {
-        let m = std::fs::metadata(p).map_err(|e| io(p, e))?;
-        Ok((m.len(), m.modified().ok()))
+    let header = |p: &Path| -> IndexResult<Vec<u8>> {
+        use std::io::Read;
+        let mut header = Vec::with_capacity(WAL_HEADER);
+        std::fs::File::open(p)
+            .and_then(|f| f.take(WAL_HEADER as u64).read_to_end(&mut header))
+            .map_err(|e| io(p, e))?;
+        Ok(header)
     };
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -216,10 +235,10 @@ fn private_copy(db: &Path, wal: &Path) -> IndexResult<PathBuf> {
     let target = dir.join(INDEX_COPY);
     let target_wal = schema::wal_path(&target);
     for _ in 0..20 {
-        let before = (stamp(db)?, stamp(wal)?);
+        let before = header(wal)?;
         std::fs::copy(db, &target).map_err(|e| io(db, e))?;
         std::fs::copy(wal, &target_wal).map_err(|e| io(wal, e))?;
-        if (stamp(db)?, stamp(wal)?) == before {
+        if header(wal)? == before && header(&target_wal)? == before {
             return Ok(dir);
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -227,9 +246,13 @@ fn private_copy(db: &Path, wal: &Path) -> IndexResult<PathBuf> {
     let _ = std::fs::remove_dir_all(&dir);
     Err(IndexError::Io {
         path: db.to_owned(),
-        source: std::io::Error::other("the index kept changing while it was copied for reading"),
+        source: std::io::Error::other("the index's WAL kept restarting while it was copied for reading"),
     })
 }
+
+/// Bytes of a WAL's header.
+const WAL_HEADER: usize = 32;
+
 /// Opens `path` with `flags` on the VFS named `vfs` (the default one when `None`).
 pub(crate) fn open_on(path: &Path, flags: OpenFlags, vfs: Option<&str>) -> rusqlite::Result<Connection> {
     match vfs {
