@@ -86,3 +86,50 @@ fn no_file_is_no_entries_and_a_foreign_file_is_refused() {
     let err = read_entries(dir.path()).unwrap_err();
     assert!(matches!(err, IndexError::NotAnIndex { .. }), "{err}");
 }
+
+fn entry(i: u64) -> SegmentEntry {
+    let base = i * 10;
+    SegmentEntry::new_active(base, 1_000 + i, format!("{base:020}.seg"))
+        .finalize(Some(base + 9), 4096, i, 2_000 + i)
+        .unwrap()
+}
+
+/// Reads beside a writer that keeps committing: each one a state the
+/// writer committed, never a torn copy. (They may go back: a copy whose
+/// newest meta page is not synced settles on the last synced state.)
+#[test]
+fn reads_beside_a_committing_writer_see_committed_prefixes() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.mdbx");
+    let index = MdbxSegmentIndex::open(&path).unwrap();
+    let reads = AtomicU64::new(0);
+    let wanted = 40;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0;
+            while reads.load(Ordering::Acquire) < wanted {
+                if i % 7 == 0 {
+                    let batch: Vec<_> = (i..i + 50).map(entry).collect();
+                    i += batch.len() as u64;
+                    index.add_entries(&batch).unwrap();
+                } else {
+                    index.add_entry(&entry(i)).unwrap();
+                    i += 1;
+                }
+                if i % 3 == 0 {
+                    index.sync().unwrap();
+                }
+            }
+        });
+        let mut longest = 0;
+        while reads.load(Ordering::Acquire) < wanted {
+            let read = read_entries(&path).unwrap();
+            let expected: Vec<_> = (0..read.len() as u64).map(entry).collect();
+            assert_eq!(read, expected, "not a committed prefix");
+            longest = longest.max(read.len());
+            reads.fetch_add(1, Ordering::AcqRel);
+        }
+        assert!(longest > 0);
+    });
+}
