@@ -78,6 +78,9 @@ fn flusher_loop(shared: &Shared) {
             return;
         }
         wake.flush_requested = false;
+        // Cleared before the policy is polled below: a request made after
+        // this is either seen by that poll or wakes the wait after it.
+        shared.flush_asked.store(false, Ordering::Release);
         drop(wake);
         if shared.is_poisoned() {
             // Nothing can be flushed until the log is reopened (finding 6:

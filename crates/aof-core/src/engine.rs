@@ -210,6 +210,7 @@ impl Aof {
             counters,
             wake: Mutex::new(Wake::default()),
             wake_cv: Condvar::new(),
+            flush_asked: AtomicBool::new(false),
             sync_cv: Condvar::new(),
             archiving: options.config.archive_enabled() && remote.is_some() && !read_only,
             remote,
