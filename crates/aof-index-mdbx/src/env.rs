@@ -70,6 +70,7 @@ pub(crate) struct Reader<'r, 'txn> {
 
 impl<'txn> Reader<'_, 'txn> {
     /// The cursor on `aof.entries`, wherever the last read left it.
+    #[inline]
     pub(crate) fn entries(&mut self) -> IndexResult<&mut Cursor<'txn, RO>> {
         cursor(self.txn, &self.tables.entries, &mut self.cursors.entries)
     }
@@ -86,6 +87,7 @@ impl<'txn> Reader<'_, 'txn> {
 }
 
 /// The cursor in `slot`, opened on `table` if there is none yet.
+#[inline(always)]
 fn cursor<'c, 'txn>(
     txn: &'txn RoTxn<'txn>,
     table: &Table<'txn>,
@@ -186,13 +188,16 @@ impl EnvCell {
                     })
                 });
             };
-            let (tag, mut snapshot) = match guard.take() {
-                Some((tag, snapshot)) if tag == generation => (tag, snapshot),
-                stale => {
-                    // Ends the old snapshot before beginning the next.
-                    drop(stale);
+            // The cached snapshot stays in its slot; a stale one is ended
+            // before the next begins.
+            let (tag, snapshot) = match &mut *guard {
+                Some((tag, snapshot)) if *tag == generation => (*tag, snapshot),
+                cached => {
+                    *cached = None;
                     let txn = env.begin_ro_txn().map_err(mdbx)?;
-                    (generation, Snapshot::new(txn, |_| Cursors::default()))
+                    let (tag, snapshot) =
+                        cached.insert((generation, Snapshot::new(txn, |_| Cursors::default())));
+                    (*tag, snapshot)
                 }
             };
             let result = snapshot.with_dependent_mut(|txn, cursors| {
@@ -202,8 +207,8 @@ impl EnvCell {
                     cursors,
                 })
             });
-            if result.is_ok() && h.generation.load(Ordering::Acquire) == tag {
-                *guard = Some((tag, snapshot));
+            if result.is_err() || h.generation.load(Ordering::Acquire) != tag {
+                *guard = None;
             }
             result
         })

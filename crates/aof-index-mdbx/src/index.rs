@@ -1,6 +1,8 @@
 //! [`MdbxSegmentIndex`]: the [`SegmentIndex`] on an open environment.
 
-use crate::codec::{decode_id_key, decode_status_key, decode_time_row, id_key, status_key, time_key_parts};
+use crate::codec::{
+    decode_entry_with, decode_id_key, decode_status_key, decode_time_row, id_key, status_key, time_key_parts,
+};
 use crate::env::{Bytes, EnvCell, copy_env, open_env};
 use crate::error::{mdbx, open_error};
 use crate::options::MdbxIndexOptions;
@@ -127,17 +129,23 @@ impl SegmentIndex for MdbxSegmentIndex {
     }
 
     fn find_segment_for_id(&self, id: u64) -> IndexResult<Option<SegmentEntry>> {
+        let mut found = None;
         self.cell.read(|r| {
-            let Some((k, v)) = r
+            if let Some((k, v)) = r
                 .entries()?
                 .set_upperbound::<Bytes<'_>, Bytes<'_>>(&id_key(id))
                 .map_err(mdbx)?
-            else {
-                return Ok(None);
-            };
-            let entry = decode_row(&k, &v)?;
-            Ok(entry.contains(id).then_some(entry))
-        })
+            {
+                // Stored in place: the entry is not moved through the layers below.
+                decode_entry_with(decode_id_key(&k)?, &v, |entry| {
+                    if entry.contains(id) {
+                        found = Some(entry);
+                    }
+                })?;
+            }
+            Ok(())
+        })?;
+        Ok(found)
     }
 
     fn find_segments_for_timestamp(&self, start_us: u64, end_us: u64) -> IndexResult<Vec<SegmentEntry>> {
