@@ -129,23 +129,18 @@ impl SegmentIndex for MdbxSegmentIndex {
     }
 
     fn find_segment_for_id(&self, id: u64) -> IndexResult<Option<SegmentEntry>> {
-        let mut found = None;
         self.cell.read(|r| {
-            if let Some((k, v)) = r
+            let Some((k, v)) = r
                 .entries()?
                 .set_upperbound::<Bytes<'_>, Bytes<'_>>(&id_key(id))
                 .map_err(mdbx)?
-            {
-                // Stored in place: the entry is not moved through the layers below.
-                decode_entry_with(decode_id_key(&k)?, &v, |entry| {
-                    if entry.contains(id) {
-                        found = Some(entry);
-                    }
-                })?;
-            }
-            Ok(())
-        })?;
-        Ok(found)
+            else {
+                return Ok(None);
+            };
+            decode_entry_with(decode_id_key(&k)?, &v, |entry| {
+                entry.contains(id).then_some(entry)
+            })
+        })
     }
 
     fn find_segments_for_timestamp(&self, start_us: u64, end_us: u64) -> IndexResult<Vec<SegmentEntry>> {
