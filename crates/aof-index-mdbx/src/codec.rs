@@ -232,6 +232,20 @@ fn le_u32(fixed: &[u8; HEADER_LEN], at: usize) -> u32 {
     u32::from_le_bytes(a)
 }
 
+/// A string field: `Some(None)` if absent (then it has no bytes),
+/// `Some(Some(..))` if present and UTF-8, `None` if corrupt.
+#[inline(always)]
+fn string_field(present: bool, bytes: &[u8]) -> Option<Option<String>> {
+    if present {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Some(Some(String::from(s))),
+            Err(_) => None,
+        }
+    } else {
+        bytes.is_empty().then_some(None)
+    }
+}
+
 /// Decodes the entry value stored under `key_base_id`.
 ///
 /// Lookups spend a good part of their time here, so the fixed part is read
@@ -239,6 +253,18 @@ fn le_u32(fixed: &[u8; HEADER_LEN], at: usize) -> u32 {
 /// checked and copied once.
 #[inline]
 pub(crate) fn decode_entry(key_base_id: u64, bytes: &[u8]) -> Result<SegmentEntry, IndexError> {
+    decode_entry_with(key_base_id, bytes, |entry| entry)
+}
+
+/// [`decode_entry`], handing the entry to `sink` rather than returning it:
+/// a lookup stores it straight where its answer goes, instead of moving the
+/// whole entry through each layer's `Result`.
+#[inline(always)]
+pub(crate) fn decode_entry_with<T>(
+    key_base_id: u64,
+    bytes: &[u8],
+    sink: impl FnOnce(SegmentEntry) -> T,
+) -> Result<T, IndexError> {
     let corrupt = |field| IndexError::CorruptEntry {
         base_id: key_base_id,
         field,
@@ -271,11 +297,6 @@ pub(crate) fn decode_entry(key_base_id: u64, bytes: &[u8]) -> Result<SegmentEntr
     else {
         return Err(corrupt("string lengths"));
     };
-    let string = |present: bool, b: &[u8], field| match (present, std::str::from_utf8(b)) {
-        (true, Ok(s)) => Ok(Some(s.to_owned())),
-        (false, _) if b.is_empty() => Ok(None),
-        _ => Err(corrupt(field)),
-    };
     let entry = SegmentEntry {
         base_id,
         last_id: le_u64(fixed, 12),
@@ -288,11 +309,12 @@ pub(crate) fn decode_entry(key_base_id: u64, bytes: &[u8]) -> Result<SegmentEntr
         compressed_checksum: opt(HAS_COMPRESSED_CHECKSUM, 68),
         original_size: le_u64(fixed, 36),
         compressed_size: opt(HAS_COMPRESSED_SIZE, 76),
-        local_path: string(flags & HAS_LOCAL_PATH != 0, local, "local_path")?,
-        archive_key: string(flags & HAS_ARCHIVE_KEY != 0, archive, "archive_key")?,
+        local_path: string_field(flags & HAS_LOCAL_PATH != 0, local).ok_or_else(|| corrupt("local_path"))?,
+        archive_key: string_field(flags & HAS_ARCHIVE_KEY != 0, archive)
+            .ok_or_else(|| corrupt("archive_key"))?,
     };
     entry.validate().map_err(|_| corrupt("record_count"))?;
-    Ok(entry)
+    Ok(sink(entry))
 }
 
 /// Reads a big-endian `u64` from the metadata table.

@@ -70,6 +70,7 @@ pub(crate) struct Reader<'r, 'txn> {
 
 impl<'txn> Reader<'_, 'txn> {
     /// The cursor on `aof.entries`, wherever the last read left it.
+    #[inline]
     pub(crate) fn entries(&mut self) -> IndexResult<&mut Cursor<'txn, RO>> {
         cursor(self.txn, &self.tables.entries, &mut self.cursors.entries)
     }
@@ -86,6 +87,7 @@ impl<'txn> Reader<'_, 'txn> {
 }
 
 /// The cursor in `slot`, opened on `table` if there is none yet.
+#[inline(always)]
 fn cursor<'c, 'txn>(
     txn: &'txn RoTxn<'txn>,
     table: &Table<'txn>,
@@ -94,6 +96,24 @@ fn cursor<'c, 'txn>(
     match slot {
         Some(c) => Ok(c),
         None => Ok(slot.insert(txn.cursor(table).map_err(mdbx)?)),
+    }
+}
+
+/// A held slot; on drop, it ends the snapshot if the read failed or a write
+/// committed while it ran.
+struct Lease<'a, 'env> {
+    guard: MutexGuard<'a, Option<(u64, Snapshot<'env>)>>,
+    /// The write generation the snapshot in the slot was begun in.
+    tag: u64,
+    generation: &'a AtomicU64,
+    ok: bool,
+}
+
+impl Drop for Lease<'_, '_> {
+    fn drop(&mut self) {
+        if !self.ok || self.generation.load(Ordering::Acquire) != self.tag {
+            *self.guard = None;
+        }
     }
 }
 
@@ -175,7 +195,7 @@ impl EnvCell {
             let generation = h.generation.load(Ordering::Acquire);
             let home = home_slot();
             let guard = (0..PROBES).find_map(|i| try_lock(&h.slots[(home + i) % SLOTS].0));
-            let Some(mut guard) = guard else {
+            let Some(guard) = guard else {
                 // Every slot tried is in use: a snapshot of this read's own.
                 let txn = env.begin_ro_txn().map_err(mdbx)?;
                 return Snapshot::new(txn, |_| Cursors::default()).with_dependent_mut(|txn, cursors| {
@@ -186,26 +206,36 @@ impl EnvCell {
                     })
                 });
             };
-            let (tag, mut snapshot) = match guard.take() {
-                Some((tag, snapshot)) if tag == generation => (tag, snapshot),
-                stale => {
-                    // Ends the old snapshot before beginning the next.
-                    drop(stale);
+            let mut lease = Lease {
+                guard,
+                tag: generation,
+                generation: &h.generation,
+                ok: false,
+            };
+            let Lease { guard, ok, .. } = &mut lease;
+            // The cached snapshot stays in its slot; a stale one is ended
+            // before the next begins.
+            let snapshot = match &mut **guard {
+                Some((tag, snapshot)) if *tag == generation => snapshot,
+                cached => {
+                    *cached = None;
                     let txn = env.begin_ro_txn().map_err(mdbx)?;
-                    (generation, Snapshot::new(txn, |_| Cursors::default()))
+                    &mut cached
+                        .insert((generation, Snapshot::new(txn, |_| Cursors::default())))
+                        .1
                 }
             };
-            let result = snapshot.with_dependent_mut(|txn, cursors| {
-                f(&mut Reader {
+            // The answer is returned straight from `f`: the slot is settled
+            // when the lease drops, so a large answer is not moved again.
+            snapshot.with_dependent_mut(|txn, cursors| {
+                let result = f(&mut Reader {
                     txn,
                     tables: &h.tables,
                     cursors,
-                })
-            });
-            if result.is_ok() && h.generation.load(Ordering::Acquire) == tag {
-                *guard = Some((tag, snapshot));
-            }
-            result
+                });
+                *ok = result.is_ok();
+                result
+            })
         })
     }
 

@@ -1,6 +1,8 @@
 //! [`MdbxSegmentIndex`]: the [`SegmentIndex`] on an open environment.
 
-use crate::codec::{decode_id_key, decode_status_key, decode_time_row, id_key, status_key, time_key_parts};
+use crate::codec::{
+    decode_entry_with, decode_id_key, decode_status_key, decode_time_row, id_key, status_key, time_key_parts,
+};
 use crate::env::{Bytes, EnvCell, copy_env, open_env};
 use crate::error::{mdbx, open_error};
 use crate::options::MdbxIndexOptions;
@@ -135,8 +137,9 @@ impl SegmentIndex for MdbxSegmentIndex {
             else {
                 return Ok(None);
             };
-            let entry = decode_row(&k, &v)?;
-            Ok(entry.contains(id).then_some(entry))
+            decode_entry_with(decode_id_key(&k)?, &v, |entry| {
+                entry.contains(id).then_some(entry)
+            })
         })
     }
 
