@@ -3,12 +3,19 @@
 //!
 //! A writer holds its MDBX file exclusively, and even a read-only open of a
 //! file nobody holds would keep a writer from starting while it lasts. So
-//! the file is copied into a private directory and the copy is read. The
-//! copy is taken again until the file's length and modification time are
-//! the same after it as before, and a torn copy that slips through anyway
-//! (a write within the file system's timestamp granularity) fails libmdbx's
-//! own checks on open or read (page checksums and transaction ids newer than
-//! the copy's meta page), which take the copy again too.
+//! the file is copied into a private directory and the copy is read.
+//!
+//! The copy is taken again until the file's length and modification time
+//! are the same after it as before; after 20 tries, a copy the file changed
+//! under is taken if it reads. What guards those, and a torn copy within the
+//! file system's timestamp granularity: libmdbx's own checks on open and
+//! read (meta page checksums; a page whose transaction id is newer than the
+//! page or meta that refers to it, as a page the writer reused after the
+//! copy's meta was taken), and the checks of every row's decoding; a failure
+//! of either takes the copy again. Beside a writer that commits back to back
+//! (a test showed it) every copy is torn: then the error is
+//! [`std::io::ErrorKind::ResourceBusy`], on which the caller can fall back
+//! to another way (`aof` rebuilds a view's entries from the segment files).
 
 use crate::codec::ENTRIES;
 use crate::env::{Bytes, open_env};
@@ -22,9 +29,13 @@ use libmdbx::Mode;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-/// How many times a copy is taken before giving up on a file that keeps
-/// changing.
+/// How many times a copy is taken, waiting for one the file does not change
+/// under.
 const ATTEMPTS: usize = 20;
+
+/// How many copies the file changed under are tried after that, each kept
+/// only if libmdbx opens and reads it and every row decodes.
+const LENIENT_ATTEMPTS: usize = 10;
 
 /// Every entry of the MDBX index at `path`, read from a private copy of the
 /// file: the file is never opened, so this works beside a writer in another
@@ -34,8 +45,10 @@ const ATTEMPTS: usize = 20;
 /// the page cache, are in the copy; libmdbx discards them if the newest is
 /// only partly there).
 ///
-/// Fails with [`IndexError::NotAnIndex`] for a file that is not an aof index
-/// and [`IndexError::UnsupportedSchemaVersion`] for a newer format.
+/// Fails with [`IndexError::NotAnIndex`] for a file that is not an aof index,
+/// [`IndexError::UnsupportedSchemaVersion`] for a newer format, and
+/// [`IndexError::Io`] of kind [`std::io::ErrorKind::ResourceBusy`] when the
+/// file changed under every copy (a writer committing back to back).
 pub fn read_entries(path: impl AsRef<Path>) -> IndexResult<Vec<SegmentEntry>> {
     let path = path.as_ref();
     match std::fs::metadata(path) {
@@ -56,29 +69,34 @@ pub fn read_entries(path: impl AsRef<Path>) -> IndexResult<Vec<SegmentEntry>> {
         .map_err(|e| io(&std::env::temp_dir(), e))?;
     let copy = dir.path().join("index.mdbx");
     let mut last_error = None;
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS + LENIENT_ATTEMPTS {
         let before = stamp(path)?;
         std::fs::copy(path, &copy).map_err(|e| io(path, e))?;
-        if stamp(path)? != before {
+        let quiet = stamp(path)? == before;
+        // A copy the file changed under is only taken when no quiet one
+        // came: beside a writer committing back to back none does.
+        if !quiet && attempt < ATTEMPTS {
             std::thread::sleep(Duration::from_millis(5));
             continue;
         }
         match read_copy(&copy, path) {
             Ok(entries) => return Ok(entries),
-            // Torn after all: copy again.
-            Err(e @ IndexError::Backend { .. }) => last_error = Some(e),
-            Err(e @ IndexError::NotAnIndex { .. }) if last_error.is_none() => last_error = Some(e),
-            Err(e) => return Err(e),
+            // A quiet copy is the file as it is: its errors are the file's.
+            Err(e) if quiet => return Err(e),
+            // Torn: copy again.
+            Err(e) => last_error = Some(e),
         }
         // libmdbx's lock file of the copy goes with it.
         let _ = std::fs::remove_file(dir.path().join("index.mdbx-lck"));
     }
-    Err(last_error.unwrap_or_else(|| {
-        io(
-            path,
-            std::io::Error::other("the index kept changing while it was copied for reading"),
-        )
-    }))
+    let reason = match last_error {
+        Some(e) => format!("every copy of the index was torn by the writer (the last: {e})"),
+        None => "the index kept changing while it was copied for reading".to_owned(),
+    };
+    Err(io(
+        path,
+        std::io::Error::new(std::io::ErrorKind::ResourceBusy, reason),
+    ))
 }
 
 /// The entries of the private copy `copy` of the index at `path` (named in

@@ -94,9 +94,12 @@ fn entry(i: u64) -> SegmentEntry {
         .unwrap()
 }
 
-/// Reads beside a writer that keeps committing: each one a state the
+/// Reads beside a writer that commits every millisecond (an engine commits
+/// its index once per segment created or sealed): each one a state the
 /// writer committed, never a torn copy. (They may go back: a copy whose
 /// newest meta page is not synced settles on the last synced state.)
+/// Beside a writer committing back to back every copy is torn, which the
+/// last part shows as the typed error `aof` falls back on.
 #[test]
 fn reads_beside_a_committing_writer_see_committed_prefixes() {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,6 +108,13 @@ fn reads_beside_a_committing_writer_see_committed_prefixes() {
     let index = MdbxSegmentIndex::open(&path).unwrap();
     let reads = AtomicU64::new(0);
     let wanted = 40;
+    // Stops the writer when the reader is done, panics included.
+    struct Done<'a>(&'a AtomicU64);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(u64::MAX, Ordering::Release);
+        }
+    }
     std::thread::scope(|s| {
         s.spawn(|| {
             let mut i = 0;
@@ -120,8 +130,10 @@ fn reads_beside_a_committing_writer_see_committed_prefixes() {
                 if i % 3 == 0 {
                     index.sync().unwrap();
                 }
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
         });
+        let _done = Done(&reads);
         let mut longest = 0;
         while reads.load(Ordering::Acquire) < wanted {
             let read = read_entries(&path).unwrap();
@@ -131,5 +143,26 @@ fn reads_beside_a_committing_writer_see_committed_prefixes() {
             reads.fetch_add(1, Ordering::AcqRel);
         }
         assert!(longest > 0);
+    });
+    // Back to back: a read is a committed prefix or the typed error.
+    let stop = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 100_000;
+            while stop.load(Ordering::Acquire) == 0 {
+                index.add_entry(&entry(i)).unwrap();
+                i += 1;
+            }
+        });
+        let _done = Done(&stop);
+        for _ in 0..5 {
+            match read_entries(&path) {
+                Ok(read) => assert!(!read.is_empty()),
+                Err(IndexError::Io { source, .. }) => {
+                    assert_eq!(source.kind(), std::io::ErrorKind::ResourceBusy, "{source}");
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
     });
 }

@@ -210,7 +210,21 @@ pub fn open_read_only_with_archive(
             let path = config
                 .index_path()
                 .map_or_else(|| dir.join(MDBX_INDEX_FILE), Path::to_owned);
-            aof_index_mdbx::read_entries(path)?
+            match aof_index_mdbx::read_entries(&path) {
+                Ok(entries) => entries,
+                // A writer committing back to back tore every copy: the
+                // segment files still tell (archived segments aside).
+                Err(aof_index_mdbx::IndexError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::ResourceBusy =>
+                {
+                    log::warn!(
+                        "{}: {source}; reading the segment files instead (archived segments are not seen)",
+                        path.display()
+                    );
+                    aof_core::entries_for_view(aof_core::LocalFileSystem::shared().as_ref(), dir)?
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         // Without the backend built, the entries come from the segment
         // files, which reads every one and knows nothing archived.
