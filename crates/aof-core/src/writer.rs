@@ -533,18 +533,13 @@ pub(crate) fn prepare_file(fs: &dyn FileSystem, path: &Path, size: u64, prepare:
         .map_err(|e| AofError::io(path, e))
 }
 
-/// Writes `size` zero bytes from the start of `file`, handing each chunk
-/// to the device as it is written: left dirty, the whole file's blocks were
-/// allocated and written at its final sync, and a foreground fdatasync
-/// whose journal commit came then had to wait for tens of MiB of zeros
-/// (data=ordered), a p99 of milliseconds for Sync at 64 KiB.
+/// Writes `size` zero bytes from the start of `file`.
 fn fill_zeros(file: &dyn FileHandle, size: u64) -> std::io::Result<()> {
     let zeros = vec![0u8; ZERO_CHUNK.min(usize::try_from(size).unwrap_or(ZERO_CHUNK))];
     let mut at = 0u64;
     while at < size {
         let n = (size - at).min(zeros.len() as u64) as usize;
         file.write_all_at(&zeros[..n], at)?;
-        file.start_writeback(at, n as u64)?;
         at += n as u64;
     }
     Ok(())
