@@ -161,7 +161,9 @@ fn run(
         raft_results,
     ) = measured?;
     if jobs.engine || jobs.open {
-        println!("Engine on embedded defaults (local files, SQLite index), 64 MiB segments, pre-allocated;");
+        println!(
+            "Engine on embedded defaults (local files, SQLite index), 64 MiB segments, pre-allocated (zero-filled under Sync, reserved with fallocate otherwise);"
+        );
         println!(
             "baselines on the same disk in the same run, in alternating rounds: one write() per record of the"
         );
