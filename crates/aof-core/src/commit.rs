@@ -305,8 +305,10 @@ mod tests {
         let rounds = rx
             .recv_timeout(Duration::from_secs(120))
             .expect("a caller never returned");
+        // Shared rounds: far fewer than one per sync (a loaded machine
+        // spreads the callers out, hence the margin).
         assert!(
-            rounds < threads * each / 2,
+            rounds < threads * each * 3 / 4,
             "{rounds} rounds for {} syncs",
             threads * each
         );

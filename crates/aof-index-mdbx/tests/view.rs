@@ -134,15 +134,27 @@ fn reads_beside_a_committing_writer_see_committed_prefixes() {
             }
         });
         let _done = Done(&reads);
-        let mut longest = 0;
+        let (mut longest, mut busy) = (0, 0);
         while reads.load(Ordering::Acquire) < wanted {
-            let read = read_entries(&path).unwrap();
-            let expected: Vec<_> = (0..read.len() as u64).map(entry).collect();
-            assert_eq!(read, expected, "not a committed prefix");
-            longest = longest.max(read.len());
+            match read_entries(&path) {
+                Ok(read) => {
+                    let expected: Vec<_> = (0..read.len() as u64).map(entry).collect();
+                    assert_eq!(read, expected, "not a committed prefix");
+                    longest = longest.max(read.len());
+                }
+                // A loaded machine may stretch a copy over several commits.
+                Err(IndexError::Io { source, .. }) if source.kind() == std::io::ErrorKind::ResourceBusy => {
+                    busy += 1
+                }
+                Err(e) => panic!("{e}"),
+            }
             reads.fetch_add(1, Ordering::AcqRel);
         }
         assert!(longest > 0);
+        assert!(
+            busy <= wanted / 4,
+            "{busy} of {wanted} reads found every copy torn"
+        );
     });
     // Back to back: a read is a committed prefix or the typed error.
     let stop = AtomicU64::new(0);
