@@ -2,20 +2,19 @@
 //! a private copy beside a writer that holds the file.
 
 use aof_index_mdbx::{IndexError, MdbxSegmentIndex, read_entries};
+use aof_record::conformance::index::{active, finalized};
 use aof_record::entry::SegmentEntry;
 use aof_record::index::SegmentIndex;
 use std::path::Path;
 
+/// `n` entries of 100 ids each, all finalized but the last.
 fn entries(n: u64) -> Vec<SegmentEntry> {
     (0..n)
         .map(|i| {
-            let base = i * 100;
-            let mut e = SegmentEntry::new_active(base, 1_000 + i, format!("{base:020}.seg"));
             if i + 1 < n {
-                e.finalize(Some(base + 99), 4096, 7, 2_000 + i).unwrap()
+                finalized(i * 100, i * 100 + 99, 1_000 + i, 2_000 + i)
             } else {
-                e.set_tail(Some(base + 99), 4096).unwrap();
-                e
+                active(i * 100, Some(i * 100 + 99), 1_000 + i)
             }
         })
         .collect()
@@ -87,11 +86,9 @@ fn no_file_is_no_entries_and_a_foreign_file_is_refused() {
     assert!(matches!(err, IndexError::NotAnIndex { .. }), "{err}");
 }
 
+/// The `i`-th entry of a log of finalized segments of 10 ids.
 fn entry(i: u64) -> SegmentEntry {
-    let base = i * 10;
-    SegmentEntry::new_active(base, 1_000 + i, format!("{base:020}.seg"))
-        .finalize(Some(base + 9), 4096, i, 2_000 + i)
-        .unwrap()
+    finalized(i * 10, i * 10 + 9, 1_000 + i, 2_000 + i)
 }
 
 /// Reads beside a writer that commits every millisecond (an engine commits

@@ -2,15 +2,14 @@
 //! its WAL): every read is a state the writer committed, never a torn copy.
 
 use aof_index_sqlite::{SqliteSegmentIndex, read_entries};
+use aof_record::conformance::index::finalized;
 use aof_record::entry::SegmentEntry;
 use aof_record::index::SegmentIndex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// The `i`-th entry of a log of finalized segments of 10 ids.
 fn entry(i: u64) -> SegmentEntry {
-    let base = i * 10;
-    SegmentEntry::new_active(base, 1_000 + i, format!("{base:020}.seg"))
-        .finalize(Some(base + 9), 4096, i, 2_000 + i)
-        .unwrap()
+    finalized(i * 10, i * 10 + 9, 1_000 + i, 2_000 + i)
 }
 
 #[test]
